@@ -1,0 +1,36 @@
+namespace Tidings.Bayeux.Protocol;
+
+/// <summary>
+/// The error table. Bayeux errors travel inside a successful HTTP response as
+/// <c>code:args:message</c> strings (args comma-separated), written into the reply rather than thrown.
+/// Codes 300–500 follow Faye's table so clients that switch on them keep working.
+/// </summary>
+public static class BayeuxError
+{
+    public static string VersionMismatch(string? version) => Format(300, version, "Version mismatch");
+    public static string ConnectionTypeMismatch(string types) => Format(301, types, "Connection types not supported");
+    public static string BadRequest(string detail) => Format(400, "", "Bad request: " + detail);
+    public static string ClientUnknown(string? clientId) => Format(401, clientId, "Unknown client");
+    public static string ParameterMissing(string name) => Format(402, name, "Missing required parameter");
+    public static string ChannelForbidden(string? channel) => Format(403, channel, "Forbidden channel");
+    public static string ChannelUnknown(string? channel) => Format(404, channel, "Unknown channel");
+    public static string ChannelInvalid(string? channel) => Format(405, channel, "Invalid channel");
+    public static string PublishFailed(string? channel, string detail) => Format(407, channel, "Failed to publish: " + detail);
+    public static string MessageTooLarge(int size, int limit) =>
+        Format(413, size.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            $"Message too large: {size} bytes, limit {limit} (Bayeux:MaxMessageBytes)");
+    public static string TooManyMessages(int count, int limit) =>
+        Format(413, count.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            $"Too many messages in one request: limit {limit} (Bayeux:MaxMessagesPerBatch)");
+    public static string TooManySubscriptions(int limit) =>
+        Format(429, limit.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "Too many subscriptions for this session (Bayeux:MaxSubscriptionsPerSession)");
+    public static string ServerError(string detail) => Format(500, "", "Internal server error: " + detail);
+
+    /// <summary>Formats <c>code:args:message</c>; colons inside args would break parsing, so they are dropped.</summary>
+    public static string Format(int code, string? args, string message)
+    {
+        var safeArgs = (args ?? string.Empty).Replace(":", string.Empty, StringComparison.Ordinal);
+        return $"{code}:{safeArgs}:{message}";
+    }
+}

@@ -1,0 +1,140 @@
+namespace Tidings.Bayeux.Protocol;
+
+/// <summary>
+/// The Bayeux channel grammar (Faye's): segments of letters, digits and <c>-_!~()$@</c>, separated by
+/// <c>/</c>; a pattern ends in <c>/*</c> (one segment) or <c>/**</c> (any depth). One place decides what a
+/// valid name is, so the meta-channel checks cannot drift apart (cf. CVE-2020-11020, where
+/// <c>/meta/subscribe/x</c> was treated as <c>/meta/subscribe</c>).
+/// </summary>
+public static class ChannelName
+{
+    public const string Handshake = "/meta/handshake";
+    public const string Connect = "/meta/connect";
+    public const string Subscribe = "/meta/subscribe";
+    public const string Unsubscribe = "/meta/unsubscribe";
+    public const string Disconnect = "/meta/disconnect";
+
+    /// <summary>The longest channel name accepted; longer names are invalid rather than expensive.</summary>
+    public const int MaxLength = 1024;
+
+    /// <summary>True for a concrete channel name (no wildcard).</summary>
+    public static bool IsValidName(string? channel) => Check(channel, allowWildcard: false);
+
+    /// <summary>True for a concrete name or a pattern ending in <c>/*</c> or <c>/**</c>.</summary>
+    public static bool IsValidPattern(string? channel) => Check(channel, allowWildcard: true);
+
+    public static bool IsWildcard(string channel) => channel.EndsWith("/*", StringComparison.Ordinal) || channel.EndsWith("/**", StringComparison.Ordinal);
+
+    /// <summary>Meta channels, including patterns such as <c>/meta/*</c>, which clients may not subscribe to.</summary>
+    public static bool IsMeta(string channel) => channel.StartsWith("/meta/", StringComparison.Ordinal);
+
+    /// <summary>Service channels are for client-to-server requests; publishes there are never broadcast.</summary>
+    public static bool IsService(string channel) => channel.StartsWith("/service/", StringComparison.Ordinal);
+
+    private static bool Check(string? channel, bool allowWildcard)
+    {
+        if (string.IsNullOrEmpty(channel) || channel.Length > MaxLength || channel[0] != '/')
+        {
+            return false;
+        }
+
+        var segmentStart = 1;
+        for (var i = 1; i <= channel.Length; i++)
+        {
+            if (i < channel.Length && channel[i] != '/')
+            {
+                continue;
+            }
+
+            var segment = channel.AsSpan(segmentStart, i - segmentStart);
+            var isLast = i == channel.Length;
+            if (segment.IsEmpty)
+            {
+                return false;
+            }
+
+            if (segment is "*" or "**")
+            {
+                // A wildcard is only valid as the last segment, and never as the whole name ("/*" is allowed
+                // by Faye's grammar, so it is allowed here too).
+                if (!allowWildcard || !isLast)
+                {
+                    return false;
+                }
+            }
+            else if (!IsSegment(segment))
+            {
+                return false;
+            }
+
+            segmentStart = i + 1;
+        }
+
+        return true;
+    }
+
+    private static bool IsSegment(ReadOnlySpan<char> segment)
+    {
+        foreach (var c in segment)
+        {
+            var ok = c is (>= 'a' and <= 'z') or (>= 'A' and <= 'Z') or (>= '0' and <= '9')
+                or '-' or '_' or '!' or '~' or '(' or ')' or '$' or '@';
+            if (!ok)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Every subscription that matches a concrete channel: the name itself, its parent's <c>/*</c>, and
+    /// <c>/**</c> at every ancestor. <c>/a/b/c</c> gives <c>/a/b/c</c>, <c>/a/b/*</c>, <c>/a/b/**</c>,
+    /// <c>/a/**</c>, <c>/**</c>. Matching a publish is then a handful of dictionary lookups, however many
+    /// wildcard subscriptions exist.
+    /// </summary>
+    public static string[] Expand(string channel)
+    {
+        var depth = 0;
+        foreach (var c in channel)
+        {
+            if (c == '/')
+            {
+                depth++;
+            }
+        }
+
+        var result = new string[depth + 2];
+        var n = 0;
+        result[n++] = channel;
+        var lastSlash = channel.LastIndexOf('/');
+        result[n++] = string.Concat(channel.AsSpan(0, lastSlash + 1), "*");
+        for (var end = lastSlash; end >= 0; end = end == 0 ? -1 : channel.LastIndexOf('/', end - 1))
+        {
+            result[n++] = string.Concat(channel.AsSpan(0, end + 1), "**");
+        }
+
+        return result;
+    }
+
+    /// <summary>True when <paramref name="pattern"/> (a name or wildcard) matches the concrete <paramref name="channel"/>.</summary>
+    public static bool Matches(string pattern, string channel)
+    {
+        if (pattern.EndsWith("/**", StringComparison.Ordinal))
+        {
+            var prefix = pattern.AsSpan(0, pattern.Length - 2);
+            return channel.Length > prefix.Length && channel.AsSpan().StartsWith(prefix, StringComparison.Ordinal);
+        }
+
+        if (pattern.EndsWith("/*", StringComparison.Ordinal))
+        {
+            var prefix = pattern.AsSpan(0, pattern.Length - 1);
+            return channel.Length > prefix.Length
+                && channel.AsSpan().StartsWith(prefix, StringComparison.Ordinal)
+                && channel.AsSpan(prefix.Length).IndexOf('/') < 0;
+        }
+
+        return string.Equals(pattern, channel, StringComparison.Ordinal);
+    }
+}

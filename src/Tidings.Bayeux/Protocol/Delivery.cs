@@ -1,0 +1,77 @@
+using System.Buffers;
+using System.Text.Json;
+
+namespace Tidings.Bayeux.Protocol;
+
+/// <summary>
+/// A published message on its way to subscribers, serialized once: <c>[{"channel":…,"data":…}]</c>.
+/// Every recipient gets the same bytes — a WebSocket frame sends <see cref="Frame"/> as it is, a batch
+/// copies <see cref="Message"/> between its brackets. Deliveries carry neither the publisher's
+/// <c>clientId</c> nor its message <c>id</c>.
+/// </summary>
+public sealed class Delivery
+{
+    private JsonElement? _data;
+
+    private Delivery(string channel, byte[] frame, JsonElement? data)
+    {
+        Channel = channel;
+        Frame = frame;
+        _data = data;
+    }
+
+    public string Channel { get; }
+
+    /// <summary>The delivery as a one-message Bayeux batch (a JSON array).</summary>
+    public byte[] Frame { get; }
+
+    /// <summary>The delivery's message object, without the array brackets.</summary>
+    public ReadOnlyMemory<byte> Message => Frame.AsMemory(1, Frame.Length - 2);
+
+    /// <summary>Bytes this delivery costs in an outbound queue.</summary>
+    public int Size => Frame.Length;
+
+    /// <summary>The payload, parsed on first use (only server-side subscribers need it).</summary>
+    public JsonElement Data => _data ??= ReadData();
+
+    public static Delivery Create(string channel, JsonElement data)
+    {
+        var buffer = new ArrayBufferWriter<byte>(128);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            writer.WriteStartObject();
+            writer.WriteString(JsonNames.Channel, channel);
+            writer.WritePropertyName(JsonNames.Data);
+            data.WriteTo(writer);
+            writer.WriteEndObject();
+            writer.WriteEndArray();
+        }
+
+        return new Delivery(channel, buffer.WrittenSpan.ToArray(), data);
+    }
+
+    /// <summary>Creates a delivery from a UTF-8 JSON payload that is already serialized (validated here).</summary>
+    public static Delivery CreateRaw(string channel, ReadOnlySpan<byte> utf8JsonData)
+    {
+        var buffer = new ArrayBufferWriter<byte>(utf8JsonData.Length + 64);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            writer.WriteStartObject();
+            writer.WriteString(JsonNames.Channel, channel);
+            writer.WritePropertyName(JsonNames.Data);
+            writer.WriteRawValue(utf8JsonData, skipInputValidation: false);
+            writer.WriteEndObject();
+            writer.WriteEndArray();
+        }
+
+        return new Delivery(channel, buffer.WrittenSpan.ToArray(), null);
+    }
+
+    private JsonElement ReadData()
+    {
+        using var doc = JsonDocument.Parse(Message);
+        return doc.RootElement.GetProperty("data").Clone();
+    }
+}

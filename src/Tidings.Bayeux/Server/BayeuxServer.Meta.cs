@@ -1,0 +1,441 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Tidings.Bayeux.Protocol;
+
+namespace Tidings.Bayeux.Server;
+
+/// <summary>What a batch produced: replies in request order, and the connect (if any) still to complete.</summary>
+internal sealed class BatchOutcome(int capacity)
+{
+    public List<BayeuxReply> Replies { get; } = new(capacity);
+
+    /// <summary>The batch's connect; its reply is written by <see cref="BayeuxServer.CompleteConnectAsync"/>, not with <see cref="Replies"/>.</summary>
+    public HeldConnect? Connect { get; set; }
+}
+
+/// <summary>What a finished connect sends: deliveries first, then the connect reply (null when the client is gone).</summary>
+internal readonly record struct ConnectCompletion(BayeuxReply? Reply, List<Delivery> Deliveries);
+
+public sealed partial class BayeuxServer
+{
+    /// <summary>The connection types this server speaks, in the order clients should prefer them.</summary>
+    public static readonly IReadOnlyList<string> ConnectionTypes = ["websocket", "long-polling", "cross-origin-long-polling", "callback-polling"];
+
+    /// <summary>Handles one batch in order. Replies for everything but the connect are final when this returns.</summary>
+    internal async ValueTask<BatchOutcome> HandleAsync(IReadOnlyList<BayeuxMessage> messages, BayeuxTransportContext transport, CancellationToken cancellationToken)
+    {
+        var outcome = new BatchOutcome(messages.Count);
+        var batched = messages.Count > 1;
+        foreach (var message in messages)
+        {
+            var session = message.ClientId is { } clientId && _sessions.TryGetValue(clientId, out var found) ? found : null;
+            if (session is not null && transport.Socket is { } socket && socket.TryBind(session))
+            {
+                session.AttachSocket(socket);
+            }
+
+            var reply = await HandleOneAsync(message, session, transport, batched, outcome, cancellationToken);
+            if (outcome.Connect is { } connect && ReferenceEquals(connect.Reply, reply))
+            {
+                continue;
+            }
+
+            if (reply.Channel == ChannelName.Handshake && reply.ClientId is { } newId && _sessions.TryGetValue(newId, out var created))
+            {
+                session = created;
+            }
+
+            await RunOutgoingAsync(message, reply, session, transport, cancellationToken);
+            outcome.Replies.Add(reply);
+        }
+
+        return outcome;
+    }
+
+    /// <summary>Waits for a connect to be released and produces what its transport must send.</summary>
+    internal async ValueTask<ConnectCompletion> CompleteConnectAsync(HeldConnect connect, CancellationToken cancellationToken)
+    {
+        var reason = await connect.Released;
+        var session = connect.Session;
+        session.ClearHeld(connect);
+        if (reason == ConnectRelease.ClientGone)
+        {
+            return new ConnectCompletion(null, []);
+        }
+
+        var reply = connect.Reply;
+        List<Delivery> deliveries = [];
+        if (session.IsClosed)
+        {
+            if (session.CloseReason == SessionCloseReason.Disconnected)
+            {
+                reply.Advice = new JsonObject { ["reconnect"] = "none" };
+            }
+            else
+            {
+                reply.Fail(BayeuxError.ClientUnknown(session.Id));
+                reply.Advice = HandshakeAdvice();
+            }
+        }
+        else
+        {
+            session.Touch(Time.GetTimestamp());
+            deliveries = session.TakeForConnect(out var ackBatch);
+            if (ackBatch is { } batch)
+            {
+                reply.GetOrCreateExt()["ack"] = batch;
+            }
+        }
+
+        await RunOutgoingAsync(connect.Request, reply, session, connect.Transport, cancellationToken);
+        return new ConnectCompletion(reply, deliveries);
+    }
+
+    private async ValueTask<BayeuxReply> HandleOneAsync(BayeuxMessage message, BayeuxSession? session, BayeuxTransportContext transport,
+        bool batched, BatchOutcome outcome, CancellationToken cancellationToken)
+    {
+        var channel = message.Channel;
+        var reply = new BayeuxReply(channel ?? string.Empty, message.Id);
+        if (message.ParseError is { } parseError)
+        {
+            return reply.Fail(parseError);
+        }
+
+        if (channel is null)
+        {
+            return reply.Fail(BayeuxError.ParameterMissing("channel"));
+        }
+
+        if (_extensions.Length > 0)
+        {
+            var incoming = new BayeuxIncoming(message, session, transport);
+            foreach (var extension in _extensions)
+            {
+                await extension.IncomingAsync(incoming, cancellationToken);
+                if (incoming.Error is { } refused)
+                {
+                    return reply.Fail(refused);
+                }
+            }
+        }
+
+        // Meta channels are matched exactly: "/meta/subscribe/x" is not "/meta/subscribe" (CVE-2020-11020).
+        switch (channel)
+        {
+            case ChannelName.Handshake:
+                return Handshake(message, transport, reply);
+            case ChannelName.Connect:
+                return Connect(message, session, transport, batched, outcome, reply);
+            case ChannelName.Subscribe:
+                return Subscribe(message, session, reply);
+            case ChannelName.Unsubscribe:
+                return Unsubscribe(message, session, reply);
+            case ChannelName.Disconnect:
+                return Disconnect(message, session, reply);
+            default:
+                return await PublishAsync(message, session, transport, reply, cancellationToken);
+        }
+    }
+
+    // /meta/handshake — MUST: version, supportedConnectionTypes. MAY: minimumVersion, ext (ext.ack asks for
+    // the ack extension), id. Reply: clientId, version, supportedConnectionTypes, advice.
+    private BayeuxReply Handshake(BayeuxMessage message, BayeuxTransportContext transport, BayeuxReply reply)
+    {
+        reply.Version = "1.0";
+        reply.SupportedConnectionTypes = ConnectionTypes;
+        if (message.Version is null)
+        {
+            return reply.Fail(BayeuxError.ParameterMissing("version"));
+        }
+
+        if (!message.Version.StartsWith('1'))
+        {
+            return reply.Fail(BayeuxError.VersionMismatch(message.Version));
+        }
+
+        if (message.SupportedConnectionTypes is not { } types)
+        {
+            return reply.Fail(BayeuxError.ParameterMissing("supportedConnectionTypes"));
+        }
+
+        if (!types.Any(t => ConnectionTypes.Contains(t)))
+        {
+            return reply.Fail(BayeuxError.ConnectionTypeMismatch(string.Join(',', types)));
+        }
+
+        if (_sessions.Count >= Options.MaxSessions)
+        {
+            return reply.Fail(BayeuxError.Format(503, string.Empty, "Too many sessions (Bayeux:MaxSessions)"));
+        }
+
+        var ack = Options.EnableAckExtension && message.TryGetExt("ack", out var ackField) && ackField.ValueKind == JsonValueKind.True;
+        var session = new BayeuxSession(this, NewClientId(), transport.HttpContext.User, ack, Time.GetTimestamp());
+        _sessions[session.Id] = session;
+        if (transport.Socket is { } socket && socket.TryBind(session))
+        {
+            session.AttachSocket(socket);
+        }
+
+        reply.ClientId = session.Id;
+        reply.Advice = RetryAdvice();
+        if (ack)
+        {
+            reply.GetOrCreateExt()["ack"] = true;
+        }
+
+        BayeuxLog.SessionOpened(_logger, session.Id, transport.ConnectionType);
+        return reply;
+    }
+
+    // /meta/connect — MUST: clientId, connectionType. MAY: advice.timeout (0 = answer at once), ext.ack
+    // (the last batch received), id. Held until one of the ConnectRelease events; see HeldConnect.
+    private BayeuxReply Connect(BayeuxMessage message, BayeuxSession? session, BayeuxTransportContext transport, bool batched,
+        BatchOutcome outcome, BayeuxReply reply)
+    {
+        if (RequireSession(message, session, reply) is not { } s)
+        {
+            return reply;
+        }
+
+        if (message.ConnectionType is null)
+        {
+            return reply.Fail(BayeuxError.ParameterMissing("connectionType"));
+        }
+
+        if (!ConnectionTypes.Contains(message.ConnectionType))
+        {
+            return reply.Fail(BayeuxError.ConnectionTypeMismatch(message.ConnectionType));
+        }
+
+        reply.ClientId = s.Id;
+        reply.Advice = RetryAdvice();
+        s.Touch(Time.GetTimestamp());
+        if (s.AckEnabled && message.TryGetExt("ack", out var ack) && ack.TryGetInt64(out var batch))
+        {
+            s.Acknowledge(batch);
+        }
+
+        var connect = new HeldConnect(s, message, reply, transport);
+        if (!s.TryHold(connect, out var hasWaiting))
+        {
+            return reply.Fail(BayeuxError.ClientUnknown(s.Id));
+        }
+
+        var timeout = Options.ConnectTimeout;
+        if (message.AdviceTimeout is { } requested && requested >= 0)
+        {
+            timeout = TimeSpan.FromMilliseconds(Math.Min(requested, (long)timeout.TotalMilliseconds));
+        }
+
+        if (batched || hasWaiting || timeout <= TimeSpan.Zero)
+        {
+            connect.ReleaseNow();
+        }
+        else
+        {
+            connect.Hold(Time, timeout, transport.Aborted);
+        }
+
+        outcome.Connect?.ReleaseNow();
+        outcome.Connect = connect;
+        return reply;
+    }
+
+    // /meta/subscribe — MUST: clientId, subscription (a name or pattern, or an array of them). All or nothing:
+    // one invalid or forbidden entry refuses the whole request. /meta/** and /service/** are not subscribable.
+    private BayeuxReply Subscribe(BayeuxMessage message, BayeuxSession? session, BayeuxReply reply)
+    {
+        if (RequireSession(message, session, reply) is not { } s || CheckSubscriptions(message, reply) is not { } patterns)
+        {
+            return reply;
+        }
+
+        if (s.SubscriptionCount + patterns.Count > Options.MaxSubscriptionsPerSession)
+        {
+            return reply.Fail(BayeuxError.TooManySubscriptions(Options.MaxSubscriptionsPerSession));
+        }
+
+        foreach (var pattern in patterns)
+        {
+            if (s.AddSubscription(pattern))
+            {
+                _index.Add(pattern, s);
+                if (s.IsClosed)
+                {
+                    // Closed while subscribing: undo, or the index would keep a dead session.
+                    _index.Remove(pattern, s);
+                }
+            }
+        }
+
+        return reply;
+    }
+
+    // /meta/unsubscribe — MUST: clientId, subscription. Unsubscribing from something not subscribed succeeds.
+    private BayeuxReply Unsubscribe(BayeuxMessage message, BayeuxSession? session, BayeuxReply reply)
+    {
+        if (RequireSession(message, session, reply) is not { } s || CheckSubscriptions(message, reply) is not { } patterns)
+        {
+            return reply;
+        }
+
+        foreach (var pattern in patterns)
+        {
+            if (s.RemoveSubscription(pattern))
+            {
+                _index.Remove(pattern, s);
+            }
+        }
+
+        return reply;
+    }
+
+    // /meta/disconnect — MUST: clientId. Ends the session; a held connect is answered with reconnect "none".
+    private BayeuxReply Disconnect(BayeuxMessage message, BayeuxSession? session, BayeuxReply reply)
+    {
+        if (RequireSession(message, session, reply) is { } s)
+        {
+            CloseSession(s, SessionCloseReason.Disconnected);
+        }
+
+        return reply;
+    }
+
+    // Publish — MUST: channel (a concrete, non-meta name), clientId of a live session, data. The reply
+    // carries no data unless a /service handler answered; the delivery carries neither clientId nor id.
+    private async ValueTask<BayeuxReply> PublishAsync(BayeuxMessage message, BayeuxSession? session, BayeuxTransportContext transport,
+        BayeuxReply reply, CancellationToken cancellationToken)
+    {
+        var channel = message.Channel!;
+        if (ChannelName.IsMeta(channel))
+        {
+            return reply.Fail(BayeuxError.ChannelForbidden(channel));
+        }
+
+        if (!ChannelName.IsValidName(channel))
+        {
+            return reply.Fail(BayeuxError.ChannelInvalid(channel));
+        }
+
+        if (RequireSession(message, session, reply) is not { } s)
+        {
+            return reply;
+        }
+
+        if (message.Data is not { } data)
+        {
+            return reply.Fail(BayeuxError.ParameterMissing("data"));
+        }
+
+        if (ChannelName.IsService(channel))
+        {
+            return await CallServiceAsync(message, s, transport, reply, cancellationToken);
+        }
+
+        _index.Publish(Delivery.Create(channel, data));
+        return reply;
+    }
+
+    private async ValueTask<BayeuxReply> CallServiceAsync(BayeuxMessage message, BayeuxSession session, BayeuxTransportContext transport,
+        BayeuxReply reply, CancellationToken cancellationToken)
+    {
+        var channel = message.Channel!;
+        BayeuxServiceHandler? handler = null;
+        foreach (var pattern in ChannelName.Expand(channel))
+        {
+            if (_services.TryGetValue(pattern, out handler))
+            {
+                break;
+            }
+        }
+
+        if (handler is null)
+        {
+            return reply.Fail(BayeuxError.ChannelUnknown(channel));
+        }
+
+        try
+        {
+            await handler(new BayeuxServiceCall(message, session, transport, reply), cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            BayeuxLog.ServiceHandlerFailed(_logger, channel, ex);
+            reply.Fail(BayeuxError.ServerError("the service handler failed"));
+        }
+
+        return reply;
+    }
+
+    private static BayeuxSession? RequireSession(BayeuxMessage message, BayeuxSession? session, BayeuxReply reply)
+    {
+        if (message.ClientId is null)
+        {
+            reply.Fail(BayeuxError.ParameterMissing("clientId"));
+            return null;
+        }
+
+        if (session is null || session.IsClosed)
+        {
+            reply.Fail(BayeuxError.ClientUnknown(message.ClientId));
+            reply.Advice = HandshakeAdvice();
+            return null;
+        }
+
+        return session;
+    }
+
+    private static IReadOnlyList<string>? CheckSubscriptions(BayeuxMessage message, BayeuxReply reply)
+    {
+        var patterns = message.Subscriptions;
+        reply.ClientId = message.ClientId;
+        reply.Subscriptions = patterns;
+        reply.SubscriptionIsArray = message.SubscriptionIsArray;
+        if (patterns is null || patterns.Count == 0)
+        {
+            reply.Fail(BayeuxError.ParameterMissing("subscription"));
+            return null;
+        }
+
+        foreach (var pattern in patterns)
+        {
+            if (!ChannelName.IsValidPattern(pattern))
+            {
+                reply.Fail(BayeuxError.ChannelInvalid(pattern));
+                return null;
+            }
+
+            if (ChannelName.IsMeta(pattern) || ChannelName.IsService(pattern))
+            {
+                reply.Fail(BayeuxError.ChannelForbidden(pattern));
+                return null;
+            }
+        }
+
+        return patterns;
+    }
+
+    private async ValueTask RunOutgoingAsync(BayeuxMessage request, BayeuxReply reply, BayeuxSession? session, BayeuxTransportContext transport,
+        CancellationToken cancellationToken)
+    {
+        if (_extensions.Length == 0)
+        {
+            return;
+        }
+
+        var outgoing = new BayeuxOutgoing(request, reply, session, transport);
+        foreach (var extension in _extensions)
+        {
+            await extension.OutgoingAsync(outgoing, cancellationToken);
+        }
+    }
+
+    private JsonObject RetryAdvice() => new()
+    {
+        ["reconnect"] = "retry",
+        ["interval"] = (long)Options.ReconnectInterval.TotalMilliseconds,
+        ["timeout"] = (long)Options.ConnectTimeout.TotalMilliseconds,
+    };
+
+    private static JsonObject HandshakeAdvice() => new() { ["reconnect"] = "handshake", ["interval"] = 0 };
+}

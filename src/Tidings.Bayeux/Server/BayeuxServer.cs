@@ -1,0 +1,194 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Tidings.Bayeux.Protocol;
+
+namespace Tidings.Bayeux.Server;
+
+/// <summary>
+/// The protocol core: sessions, subscriptions, the meta-channel handlers (in
+/// <c>BayeuxServer.Meta.cs</c>) and publishing. Transports hand it parsed batches and write back what it
+/// returns; it knows nothing of HTTP framing. Server code publishes and subscribes through it too.
+/// </summary>
+public sealed partial class BayeuxServer : IDisposable
+{
+    private readonly ConcurrentDictionary<string, BayeuxSession> _sessions = new(StringComparer.Ordinal);
+    private readonly SubscriptionIndex _index = new();
+    private readonly ConcurrentDictionary<string, BayeuxServiceHandler> _services = new(StringComparer.Ordinal);
+    private readonly IBayeuxExtension[] _extensions;
+    private readonly ILogger _logger;
+    private readonly ITimer _sweeper;
+
+    public BayeuxServer(IOptions<BayeuxOptions> options, TimeProvider time, ILogger<BayeuxServer> logger, IEnumerable<IBayeuxExtension> extensions)
+    {
+        Options = options.Value;
+        Time = time;
+        _logger = logger;
+        _extensions = [.. extensions];
+        _sweeper = time.CreateTimer(static s => ((BayeuxServer)s!).SweepExpiredSessions(), this, Options.SweepInterval, Options.SweepInterval);
+    }
+
+    public BayeuxOptions Options { get; }
+    public TimeProvider Time { get; }
+    internal ILogger Logger => _logger;
+
+    public int SessionCount => _sessions.Count;
+
+    public bool TryGetSession(string clientId, out BayeuxSession session) => _sessions.TryGetValue(clientId, out session!);
+
+    /// <summary>Publishes <paramref name="data"/> on <paramref name="channel"/> from server code.</summary>
+    /// <returns>How many subscribers it reached.</returns>
+    public int Publish(string channel, JsonElement data)
+    {
+        EnsurePublishable(channel);
+        return _index.Publish(Delivery.Create(channel, data));
+    }
+
+    /// <summary>Publishes an already-serialized UTF-8 JSON payload, so callers that hold bytes skip a parse.</summary>
+    public int PublishRaw(string channel, ReadOnlySpan<byte> utf8JsonData)
+    {
+        EnsurePublishable(channel);
+        return _index.Publish(Delivery.CreateRaw(channel, utf8JsonData));
+    }
+
+    /// <summary>
+    /// Subscribes server code to a channel or pattern. The callback runs on the publisher's thread: keep it
+    /// short and hand real work to a queue. Dispose the result to unsubscribe.
+    /// </summary>
+    public IDisposable Subscribe(string pattern, Action<Delivery> onDelivery)
+    {
+        if (!ChannelName.IsValidPattern(pattern))
+        {
+            throw new ArgumentException($"'{pattern}' is not a valid channel name or pattern.", nameof(pattern));
+        }
+
+        var subscriber = new LocalSubscriber(delivery =>
+        {
+            try
+            {
+                onDelivery(delivery);
+            }
+            catch (Exception ex)
+            {
+                BayeuxLog.LocalSubscriberFailed(_logger, delivery.Channel, ex);
+            }
+        });
+        _index.Add(pattern, subscriber);
+        return new Unsubscriber(() => _index.Remove(pattern, subscriber));
+    }
+
+    /// <summary>Handles client publishes to <paramref name="channel"/> (a <c>/service/…</c> name or pattern).</summary>
+    public void MapService(string channel, BayeuxServiceHandler handler)
+    {
+        if (!ChannelName.IsService(channel) || !ChannelName.IsValidPattern(channel))
+        {
+            throw new ArgumentException($"'{channel}' is not a /service/ channel.", nameof(channel));
+        }
+
+        if (!_services.TryAdd(channel, handler))
+        {
+            throw new InvalidOperationException($"A service handler for '{channel}' is already mapped.");
+        }
+    }
+
+    /// <summary>Ends a session: its held connect is answered, its subscriptions dropped, its socket closed on overflow.</summary>
+    public void CloseSession(BayeuxSession session, SessionCloseReason reason)
+    {
+        if (!_sessions.TryRemove(new KeyValuePair<string, BayeuxSession>(session.Id, session)))
+        {
+            return;
+        }
+
+        var (held, socket, subscriptions) = session.Close(reason);
+        foreach (var pattern in subscriptions)
+        {
+            _index.Remove(pattern, session);
+        }
+
+        held?.TryRelease(ConnectRelease.SessionClosed);
+        if (reason == SessionCloseReason.QueueOverflow)
+        {
+            BayeuxLog.QueueOverflow(_logger, session.Id, Options.MaxQueuedBytes);
+            socket?.CloseForPolicy("Outbound queue exceeded Bayeux:MaxQueuedBytes; handshake again");
+        }
+
+        BayeuxLog.SessionClosed(_logger, session.Id, reason);
+    }
+
+    /// <summary>Closes sessions that no connect has reached within the connect timeout plus the grace period.</summary>
+    internal void SweepExpiredSessions()
+    {
+        try
+        {
+            var now = Time.GetTimestamp();
+            var limit = Options.ConnectTimeout + Options.SessionGrace;
+            foreach (var session in _sessions.Values)
+            {
+                if (!session.HasHeldConnect && Time.GetElapsedTime(session.LastActivity, now) > limit)
+                {
+                    CloseSession(session, SessionCloseReason.Expired);
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            // A failed sweep must not stop the timer: the next one tries again.
+            BayeuxLog.SweepFailed(_logger, ex);
+        }
+    }
+
+    public void Dispose()
+    {
+        _sweeper.Dispose();
+        foreach (var session in _sessions.Values)
+        {
+            CloseSession(session, SessionCloseReason.ServerShutdown);
+        }
+    }
+
+    private static void EnsurePublishable(string channel)
+    {
+        if (!ChannelName.IsValidName(channel) || ChannelName.IsMeta(channel))
+        {
+            throw new ArgumentException($"'{channel}' is not a channel one can publish to.", nameof(channel));
+        }
+    }
+
+    /// <summary>128 random bits, base-32 encoded: client ids cannot be guessed or enumerated.</summary>
+    private static string NewClientId()
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        RandomNumberGenerator.Fill(bytes);
+        const string alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+        Span<char> chars = stackalloc char[26];
+        var buffer = 0;
+        var bits = 0;
+        var n = 0;
+        foreach (var b in bytes)
+        {
+            buffer = (buffer << 8) | b;
+            bits += 8;
+            while (bits >= 5)
+            {
+                chars[n++] = alphabet[(buffer >> (bits - 5)) & 31];
+                bits -= 5;
+            }
+        }
+
+        if (bits > 0)
+        {
+            chars[n++] = alphabet[(buffer << (5 - bits)) & 31];
+        }
+
+        return new string(chars[..n]);
+    }
+
+    private sealed class Unsubscriber(Action dispose) : IDisposable
+    {
+        private Action? _dispose = dispose;
+
+        public void Dispose() => Interlocked.Exchange(ref _dispose, null)?.Invoke();
+    }
+}
