@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs every test suite — the .NET tests and the Node interop suite that drives the real `faye` and
+# `cometd` clients against a running Tidings server — and ends with one "N passed, N failed" line.
+# Installs what it needs on a fresh Debian machine (Node.js and npm packages).
+set -uo pipefail
+cd "$(dirname "$0")"
+root=$(pwd)
+artifacts="$root/artifacts/test-results"
+rm -rf "$artifacts"
+mkdir -p "$artifacts"
+
+need_apt=()
+command -v dotnet >/dev/null || { echo "The .NET 10 SDK is required (dotnet not found)." >&2; exit 2; }
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "Installing ${need_apt[*]} ..."
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+echo "== npm packages"
+(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error) || { echo "npm ci failed" >&2; exit 2; }
+
+echo "== build"
+dotnet build Tidings.slnx -c Release -nologo -clp:ErrorsOnly || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+
+echo "== .NET tests"
+dotnet test Tidings.slnx -c Release --no-build -nologo \
+  --logger "trx" --results-directory "$artifacts/dotnet" --logger "console;verbosity=minimal"
+for trx in "$artifacts"/dotnet/*.trx; do
+  [ -f "$trx" ] || continue
+  counters=$(grep -o '<Counters [^>]*>' "$trx")
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+done
+if ! ls "$artifacts"/dotnet/*.trx >/dev/null 2>&1; then
+  echo "No .NET test results were written." >&2
+  failed=$((failed + 1))
+fi
+
+echo "== Node interop tests (real faye and cometd clients)"
+export TIDINGS_DEMO_DLL="$root/samples/Demo/bin/Release/net10.0/Tidings.Demo.dll"
+(cd tests/interop && node --test --test-concurrency=1 \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$artifacts/interop.tap" ./*.test.mjs)
+p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$artifacts/interop.tap" | tail -1)
+f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$artifacts/interop.tap" | tail -1)
+if [ -z "$p" ]; then
+  echo "The interop suite wrote no summary." >&2
+  failed=$((failed + 1))
+fi
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
