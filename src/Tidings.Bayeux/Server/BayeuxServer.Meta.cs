@@ -127,7 +127,7 @@ public sealed partial class BayeuxServer
             case ChannelName.Connect:
                 return Connect(message, session, transport, batched, outcome, reply);
             case ChannelName.Subscribe:
-                return Subscribe(message, session, reply);
+                return await SubscribeAsync(message, session, transport, reply, cancellationToken);
             case ChannelName.Unsubscribe:
                 return Unsubscribe(message, session, reply);
             case ChannelName.Disconnect:
@@ -241,9 +241,11 @@ public sealed partial class BayeuxServer
         return reply;
     }
 
-    // /meta/subscribe — MUST: clientId, subscription (a name or pattern, or an array of them). All or nothing:
-    // one invalid or forbidden entry refuses the whole request. /meta/** and /service/** are not subscribable.
-    private BayeuxReply Subscribe(BayeuxMessage message, BayeuxSession? session, BayeuxReply reply)
+    // /meta/subscribe — MUST: clientId, subscription (a name or pattern, or an array of them). MAY: ext, which
+    // channel handlers read (e.g. catch-up from a sequence number). All or nothing: one invalid, forbidden or
+    // refused entry refuses the whole request. /meta/** and /service/** are not subscribable.
+    private async ValueTask<BayeuxReply> SubscribeAsync(BayeuxMessage message, BayeuxSession? session, BayeuxTransportContext transport,
+        BayeuxReply reply, CancellationToken cancellationToken)
     {
         if (RequireSession(message, session, reply) is not { } s || CheckSubscriptions(message, reply) is not { } patterns)
         {
@@ -255,10 +257,12 @@ public sealed partial class BayeuxServer
             return reply.Fail(BayeuxError.TooManySubscriptions(Options.MaxSubscriptionsPerSession));
         }
 
-        foreach (var pattern in patterns)
+        var added = new List<string>(patterns.Count);
+        void Activate(string pattern)
         {
             if (s.AddSubscription(pattern))
             {
+                added.Add(pattern);
                 _index.Add(pattern, s);
                 if (s.IsClosed)
                 {
@@ -266,6 +270,39 @@ public sealed partial class BayeuxServer
                     _index.Remove(pattern, s);
                 }
             }
+        }
+
+        foreach (var pattern in patterns)
+        {
+            if (FindChannelHandler(pattern) is not { } handler)
+            {
+                Activate(pattern);
+                continue;
+            }
+
+            var context = new BayeuxSubscribeContext(message, pattern, s, transport, () => Activate(pattern));
+            try
+            {
+                await handler.SubscribeAsync(context, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                BayeuxLog.ServiceHandlerFailed(_logger, pattern, ex);
+                context.Refuse(BayeuxError.ServerError("the subscription handler failed"));
+            }
+
+            if (context.Error is { } refused)
+            {
+                foreach (var undo in added)
+                {
+                    s.RemoveSubscription(undo);
+                    _index.Remove(undo, s);
+                }
+
+                return reply.Fail(refused);
+            }
+
+            context.Activate();
         }
 
         return reply;
@@ -330,6 +367,21 @@ public sealed partial class BayeuxServer
         if (ChannelName.IsService(channel))
         {
             return await CallServiceAsync(message, s, transport, reply, cancellationToken);
+        }
+
+        if (FindChannelHandler(channel) is { } handler)
+        {
+            try
+            {
+                await handler.PublishAsync(new BayeuxServiceCall(message, s, transport, reply), cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                BayeuxLog.ServiceHandlerFailed(_logger, channel, ex);
+                reply.Fail(BayeuxError.ServerError("the channel handler failed"));
+            }
+
+            return reply;
         }
 
         _index.Publish(Delivery.Create(channel, data));

@@ -18,6 +18,7 @@ public sealed partial class BayeuxServer : IDisposable
     private readonly SubscriptionIndex _index = new();
     private readonly ConcurrentDictionary<string, BayeuxServiceHandler> _services = new(StringComparer.Ordinal);
     private readonly IBayeuxExtension[] _extensions;
+    private volatile IBayeuxChannelHandler[] _channelHandlers = [];
     private readonly ILogger _logger;
     private readonly ITimer _sweeper;
 
@@ -91,6 +92,28 @@ public sealed partial class BayeuxServer : IDisposable
         {
             throw new InvalidOperationException($"A service handler for '{channel}' is already mapped.");
         }
+    }
+
+    /// <summary>Lets <paramref name="handler"/> take over the publishes and subscriptions of the channels it owns.</summary>
+    public void AddChannelHandler(IBayeuxChannelHandler handler)
+    {
+        lock (_services)
+        {
+            _channelHandlers = [.. _channelHandlers, handler];
+        }
+    }
+
+    private IBayeuxChannelHandler? FindChannelHandler(string channelOrPattern)
+    {
+        foreach (var handler in _channelHandlers)
+        {
+            if (handler.Owns(channelOrPattern))
+            {
+                return handler;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Ends a session: its held connect is answered, its subscriptions dropped, its socket closed on overflow.</summary>

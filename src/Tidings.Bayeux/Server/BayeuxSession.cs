@@ -107,6 +107,9 @@ public sealed class BayeuxSession : Subscriber
         }
     }
 
+    /// <summary>Sends <paramref name="delivery"/> to this session only, through the same bounded queue as broadcasts.</summary>
+    public void Send(Delivery delivery) => Deliver(delivery);
+
     internal override void Deliver(Delivery delivery)
     {
         var overflow = false;

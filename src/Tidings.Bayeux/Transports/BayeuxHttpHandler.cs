@@ -229,6 +229,8 @@ internal sealed partial class BayeuxHttpHandler(BayeuxServer server)
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
             KeepAliveInterval = options.WebSocketKeepAlive,
+            // A peer that does not answer a ping within this time is dropped, so dead sockets do not linger.
+            KeepAliveTimeout = options.WebSocketKeepAlive > TimeSpan.Zero ? options.WebSocketKeepAlive * 2 : Timeout.InfiniteTimeSpan,
         });
         var connection = new WebSocketConnection(socket, server, context);
         await connection.RunAsync();
