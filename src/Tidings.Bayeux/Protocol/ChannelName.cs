@@ -2,7 +2,9 @@ namespace Tidings.Bayeux.Protocol;
 
 /// <summary>
 /// The Bayeux channel grammar (Faye's): segments of letters, digits and <c>-_!~()$@</c>, separated by
-/// <c>/</c>; a pattern ends in <c>/*</c> (one segment) or <c>/**</c> (any depth). One place decides what a
+/// <c>/</c>; a pattern ends in <c>/*</c> (one segment) or <c>/**</c> (any depth). Tidings also accepts
+/// <c>*</c> as an inner segment (<c>/api/flows/*/messages</c>: one segment there) so a subscription can span
+/// the partitions of a collection. One place decides what a
 /// valid name is, so the meta-channel checks cannot drift apart (cf. CVE-2020-11020, where
 /// <c>/meta/subscribe/x</c> was treated as <c>/meta/subscribe</c>).
 /// </summary>
@@ -23,7 +25,15 @@ public static class ChannelName
     /// <summary>True for a concrete name or a pattern ending in <c>/*</c> or <c>/**</c>.</summary>
     public static bool IsValidPattern(string? channel) => Check(channel, allowWildcard: true);
 
-    public static bool IsWildcard(string channel) => channel.EndsWith("/*", StringComparison.Ordinal) || channel.EndsWith("/**", StringComparison.Ordinal);
+    public static bool IsWildcard(string channel) => channel.EndsWith("/*", StringComparison.Ordinal) || channel.EndsWith("/**", StringComparison.Ordinal)
+        || HasInnerWildcard(channel);
+
+    /// <summary>True for a pattern with <c>*</c> before its last segment, which <see cref="Expand"/> does not produce.</summary>
+    public static bool HasInnerWildcard(string pattern)
+    {
+        var lastSlash = pattern.LastIndexOf('/');
+        return lastSlash > 0 && pattern.AsSpan(0, lastSlash + 1).IndexOf("/*/") >= 0;
+    }
 
     /// <summary>Meta channels, including patterns such as <c>/meta/*</c>, which clients may not subscribe to.</summary>
     public static bool IsMeta(string channel) => channel.StartsWith("/meta/", StringComparison.Ordinal);
@@ -55,9 +65,8 @@ public static class ChannelName
 
             if (segment is "*" or "**")
             {
-                // A wildcard is only valid as the last segment, and never as the whole name ("/*" is allowed
-                // by Faye's grammar, so it is allowed here too).
-                if (!allowWildcard || !isLast)
+                // "**" only ends a pattern; "*" may stand for any one segment.
+                if (!allowWildcard || (!isLast && segment is "**"))
                 {
                     return false;
                 }
@@ -121,20 +130,36 @@ public static class ChannelName
     /// <summary>True when <paramref name="pattern"/> (a name or wildcard) matches the concrete <paramref name="channel"/>.</summary>
     public static bool Matches(string pattern, string channel)
     {
-        if (pattern.EndsWith("/**", StringComparison.Ordinal))
+        var p = pattern.AsSpan(1);
+        var c = channel.AsSpan(1);
+        while (true)
         {
-            var prefix = pattern.AsSpan(0, pattern.Length - 2);
-            return channel.Length > prefix.Length && channel.AsSpan().StartsWith(prefix, StringComparison.Ordinal);
-        }
+            var pEnd = p.IndexOf('/');
+            var pSegment = pEnd < 0 ? p : p[..pEnd];
+            if (pSegment is "**")
+            {
+                return !c.IsEmpty;
+            }
 
-        if (pattern.EndsWith("/*", StringComparison.Ordinal))
-        {
-            var prefix = pattern.AsSpan(0, pattern.Length - 1);
-            return channel.Length > prefix.Length
-                && channel.AsSpan().StartsWith(prefix, StringComparison.Ordinal)
-                && channel.AsSpan(prefix.Length).IndexOf('/') < 0;
-        }
+            if (c.IsEmpty)
+            {
+                return false;
+            }
 
-        return string.Equals(pattern, channel, StringComparison.Ordinal);
+            var cEnd = c.IndexOf('/');
+            var cSegment = cEnd < 0 ? c : c[..cEnd];
+            if (pSegment is not "*" && !pSegment.SequenceEqual(cSegment))
+            {
+                return false;
+            }
+
+            if (pEnd < 0 || cEnd < 0)
+            {
+                return pEnd < 0 && cEnd < 0;
+            }
+
+            p = p[(pEnd + 1)..];
+            c = c[(cEnd + 1)..];
+        }
     }
 }

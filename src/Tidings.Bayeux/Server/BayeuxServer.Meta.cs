@@ -57,6 +57,10 @@ public sealed partial class BayeuxServer
     {
         var reason = await connect.Released;
         var session = connect.Session;
+
+        // Expiry counts from when the last connect ended, whoever ended it; touch before un-holding so a
+        // sweep in between never sees an unheld session with a stale time.
+        session.Touch(Time.GetTimestamp());
         session.ClearHeld(connect);
         if (reason == ConnectRelease.ClientGone)
         {
@@ -79,7 +83,6 @@ public sealed partial class BayeuxServer
         }
         else
         {
-            session.Touch(Time.GetTimestamp());
             deliveries = session.TakeForConnect(out var ackBatch);
             if (ackBatch is { } batch)
             {
@@ -197,6 +200,12 @@ public sealed partial class BayeuxServer
             return reply;
         }
 
+        if (outcome.Connect is not null)
+        {
+            // Each connect must be answered on its own; two in one request would leave one hanging.
+            return reply.Fail(BayeuxError.BadRequest("one /meta/connect per request"));
+        }
+
         if (message.ConnectionType is null)
         {
             return reply.Fail(BayeuxError.ParameterMissing("connectionType"));
@@ -236,7 +245,6 @@ public sealed partial class BayeuxServer
             connect.Hold(Time, timeout, transport.Aborted);
         }
 
-        outcome.Connect?.ReleaseNow();
         outcome.Connect = connect;
         return reply;
     }
@@ -252,7 +260,7 @@ public sealed partial class BayeuxServer
             return reply;
         }
 
-        if (s.SubscriptionCount + patterns.Count > Options.MaxSubscriptionsPerSession)
+        if (s.CountNewSubscriptions(patterns) + s.SubscriptionCount > Options.MaxSubscriptionsPerSession)
         {
             return reply.Fail(BayeuxError.TooManySubscriptions(Options.MaxSubscriptionsPerSession));
         }

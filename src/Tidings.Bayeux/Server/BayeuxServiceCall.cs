@@ -36,4 +36,7 @@ public sealed class BayeuxServiceCall
     }
 
     public void Fail(string error) => _reply.Fail(error);
+
+    /// <summary>Adds a field to the reply's <c>ext</c> (for results that must not look like a delivery's <c>data</c>).</summary>
+    public void ReplyExt(string name, JsonNode? value) => _reply.GetOrCreateExt()[name] = value;
 }

@@ -85,6 +85,15 @@ public sealed class BayeuxSession : Subscriber
         }
     }
 
+    /// <summary>How many of <paramref name="patterns"/> the session is not yet subscribed to (re-subscribing costs nothing).</summary>
+    internal int CountNewSubscriptions(IReadOnlyList<string> patterns)
+    {
+        lock (_gate)
+        {
+            return patterns.Distinct(StringComparer.Ordinal).Count(p => !_subscriptions.Contains(p));
+        }
+    }
+
     internal long LastActivity => Volatile.Read(ref _lastActivity);
 
     internal bool HasHeldConnect => Volatile.Read(ref _held) is not null;

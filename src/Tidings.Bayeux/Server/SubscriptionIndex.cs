@@ -8,13 +8,19 @@ namespace Tidings.Bayeux.Server;
 /// match it (<see cref="ChannelName.Expand"/>) and looks each up, so its cost does not grow with the
 /// number of wildcard subscriptions. Each set keeps an array snapshot for the fan-out loop, rebuilt only
 /// after a change: publishing takes no lock per subscriber and allocates nothing per subscriber.
+/// Patterns with an inner <c>*</c> (<c>/api/flows/*/messages</c>) cannot be found by expansion; they are few
+/// (about one per collection) and are checked one by one.
 /// </summary>
 internal sealed class SubscriptionIndex
 {
     private readonly ConcurrentDictionary<string, SubscriberSet> _sets = new(StringComparer.Ordinal);
+    private volatile string[] _innerPatterns = [];
 
     [ThreadStatic]
     private static HashSet<Subscriber>? t_seen;
+
+    [ThreadStatic]
+    private static List<SubscriberSet>? t_matched;
 
     public int PatternCount => _sets.Count;
 
@@ -25,6 +31,11 @@ internal sealed class SubscriptionIndex
             var set = _sets.GetOrAdd(pattern, static _ => new SubscriberSet());
             if (set.TryAdd(subscriber))
             {
+                if (ChannelName.HasInnerWildcard(pattern))
+                {
+                    UpdateInnerPatterns(pattern, add: true);
+                }
+
                 return;
             }
 
@@ -37,33 +48,68 @@ internal sealed class SubscriptionIndex
         if (_sets.TryGetValue(pattern, out var set) && set.RemoveAndRetireIfEmpty(subscriber))
         {
             _sets.TryRemove(new KeyValuePair<string, SubscriberSet>(pattern, set));
+            if (ChannelName.HasInnerWildcard(pattern))
+            {
+                UpdateInnerPatterns(pattern, add: false);
+            }
         }
+    }
+
+    private void UpdateInnerPatterns(string pattern, bool add)
+    {
+        lock (_sets)
+        {
+            var current = _innerPatterns;
+            var present = Array.IndexOf(current, pattern) >= 0;
+            if (add && !present)
+            {
+                _innerPatterns = [.. current, pattern];
+            }
+            else if (!add && present && !_sets.ContainsKey(pattern))
+            {
+                _innerPatterns = [.. current.Where(p => p != pattern)];
+            }
+        }
+    }
+
+    /// <summary>The patterns that match <paramref name="channel"/> and have subscribers.</summary>
+    private List<SubscriberSet> Matching(string channel, out SubscriberSet? only)
+    {
+        only = null;
+        var matched = t_matched ??= [];
+        matched.Clear();
+        foreach (var pattern in ChannelName.Expand(channel))
+        {
+            if (_sets.TryGetValue(pattern, out var set))
+            {
+                matched.Add(set);
+            }
+        }
+
+        foreach (var pattern in _innerPatterns)
+        {
+            if (ChannelName.Matches(pattern, channel) && _sets.TryGetValue(pattern, out var set))
+            {
+                matched.Add(set);
+            }
+        }
+
+        if (matched.Count == 1)
+        {
+            only = matched[0];
+        }
+
+        return matched;
     }
 
     /// <summary>Hands <paramref name="delivery"/> to every subscriber whose pattern matches, once each.</summary>
     /// <returns>How many subscribers it reached.</returns>
     public int Publish(Delivery delivery)
     {
-        var patterns = ChannelName.Expand(delivery.Channel);
-        SubscriberSet? only = null;
-        var matchedSets = 0;
-        foreach (var pattern in patterns)
+        var matched = Matching(delivery.Channel, out var only);
+        if (only is not null)
         {
-            if (_sets.TryGetValue(pattern, out var set))
-            {
-                only = set;
-                matchedSets++;
-            }
-        }
-
-        if (matchedSets == 0)
-        {
-            return 0;
-        }
-
-        if (matchedSets == 1)
-        {
-            var members = only!.Snapshot();
+            var members = only.Snapshot();
             foreach (var subscriber in members)
             {
                 subscriber.Deliver(delivery);
@@ -72,20 +118,22 @@ internal sealed class SubscriptionIndex
             return members.Length;
         }
 
+        if (matched.Count == 0)
+        {
+            return 0;
+        }
+
         // Several patterns match (say /a/b and /a/*): a subscriber of both still gets one copy.
         var seen = t_seen ??= [];
         try
         {
-            foreach (var pattern in patterns)
+            foreach (var set in matched)
             {
-                if (_sets.TryGetValue(pattern, out var set))
+                foreach (var subscriber in set.Snapshot())
                 {
-                    foreach (var subscriber in set.Snapshot())
+                    if (seen.Add(subscriber))
                     {
-                        if (seen.Add(subscriber))
-                        {
-                            subscriber.Deliver(delivery);
-                        }
+                        subscriber.Deliver(delivery);
                     }
                 }
             }
@@ -95,6 +143,7 @@ internal sealed class SubscriptionIndex
         finally
         {
             seen.Clear();
+            matched.Clear();
         }
     }
 

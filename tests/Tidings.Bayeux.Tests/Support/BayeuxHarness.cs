@@ -48,7 +48,7 @@ internal sealed class BayeuxHarness : IDisposable
     public async Task<BatchOutcome> SendAsync(string json, CancellationToken aborted = default)
     {
         var messages = Parse(json, Server.Options.MaxMessageBytes, Server.Options.MaxMessagesPerBatch);
-        return await Server.HandleAsync(messages, Transport(aborted), CancellationToken.None).AsTask().WaitAsync(Patience);
+        return await Server.HandleAsync(messages, Transport(aborted), aborted).AsTask().WaitAsync(Patience, CancellationToken.None);
     }
 
     /// <summary>Sends one message that is not a connect and returns its one reply.</summary>

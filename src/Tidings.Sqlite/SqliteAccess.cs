@@ -1,0 +1,134 @@
+using Microsoft.Data.Sqlite;
+using Tidings.Storage;
+
+namespace Tidings.Sqlite;
+
+public sealed partial class SqliteStore
+{
+    /// <summary>Reads and writes inside one transaction of the store.</summary>
+    private sealed class SqliteAccess(SqliteConnection connection, SqliteTransaction transaction, SqliteStore store) : IStoreWriter
+    {
+        public List<ChangeEntry> Appended { get; } = [];
+
+        public string Epoch => store._epoch;
+
+        public void ForgetAppended() => Appended.Clear();
+
+        public StoredRecord? Get(string path, string id)
+        {
+            using var command = Command("SELECT id, version, json FROM records WHERE path = $path AND id = $id;");
+            command.Parameters.AddWithValue("$path", path);
+            command.Parameters.AddWithValue("$id", id);
+            using var reader = command.ExecuteReader();
+            return reader.Read() ? new StoredRecord(reader.GetString(0), reader.GetInt64(1), reader.GetString(2)) : null;
+        }
+
+        public IReadOnlyList<StoredRecord> List(string path, int limit)
+        {
+            using var command = Command("SELECT id, version, json FROM records WHERE path = $path ORDER BY pos LIMIT $limit;");
+            command.Parameters.AddWithValue("$path", path);
+            command.Parameters.AddWithValue("$limit", limit);
+            using var reader = command.ExecuteReader();
+            var records = new List<StoredRecord>();
+            while (reader.Read())
+            {
+                records.Add(new StoredRecord(reader.GetString(0), reader.GetInt64(1), reader.GetString(2)));
+            }
+
+            return records;
+        }
+
+        public ChannelPosition GetPosition(string path)
+        {
+            using var command = Command("""
+                SELECT (SELECT seq FROM channels WHERE path = $path),
+                       (SELECT MIN(seq) FROM changes WHERE path = $path);
+                """);
+            command.Parameters.AddWithValue("$path", path);
+            using var reader = command.ExecuteReader();
+            reader.Read();
+            var seq = reader.IsDBNull(0) ? 0 : reader.GetInt64(0);
+            var oldest = reader.IsDBNull(1) ? seq + 1 : reader.GetInt64(1);
+            return new ChannelPosition(seq, oldest);
+        }
+
+        public IReadOnlyList<ChangeEntry> ChangesSince(string path, long since, int max)
+        {
+            using var command = Command("SELECT seq, method, body, at FROM changes WHERE path = $path AND seq > $since ORDER BY seq LIMIT $max;");
+            command.Parameters.AddWithValue("$path", path);
+            command.Parameters.AddWithValue("$since", since);
+            command.Parameters.AddWithValue("$max", max);
+            using var reader = command.ExecuteReader();
+            var changes = new List<ChangeEntry>();
+            while (reader.Read())
+            {
+                changes.Add(new ChangeEntry(path, reader.GetInt64(0), reader.GetString(1), reader.GetString(2),
+                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
+            }
+
+            return changes;
+        }
+
+        public void Put(string path, StoredRecord record)
+        {
+            using var command = Command("""
+                INSERT INTO records (path, id, version, json) VALUES ($path, $id, $version, $json)
+                ON CONFLICT (path, id) DO UPDATE SET version = excluded.version, json = excluded.json;
+                """);
+            command.Parameters.AddWithValue("$path", path);
+            command.Parameters.AddWithValue("$id", record.Id);
+            command.Parameters.AddWithValue("$version", record.Version);
+            command.Parameters.AddWithValue("$json", record.Json);
+            command.ExecuteNonQuery();
+        }
+
+        public bool Delete(string path, string id)
+        {
+            using var command = Command("DELETE FROM records WHERE path = $path AND id = $id;");
+            command.Parameters.AddWithValue("$path", path);
+            command.Parameters.AddWithValue("$id", id);
+            return command.ExecuteNonQuery() > 0;
+        }
+
+        public ChangeEntry Append(string path, string method, string bodyJson)
+        {
+            using var bump = Command("""
+                INSERT INTO channels (path, seq) VALUES ($path, 1)
+                ON CONFLICT (path) DO UPDATE SET seq = seq + 1
+                RETURNING seq;
+                """);
+            bump.Parameters.AddWithValue("$path", path);
+            var seq = (long)bump.ExecuteScalar()!;
+            var at = store._time.GetUtcNow();
+
+            using var insert = Command("INSERT INTO changes (path, seq, method, body, at) VALUES ($path, $seq, $method, $body, $at);");
+            insert.Parameters.AddWithValue("$path", path);
+            insert.Parameters.AddWithValue("$seq", seq);
+            insert.Parameters.AddWithValue("$method", method);
+            insert.Parameters.AddWithValue("$body", bodyJson);
+            insert.Parameters.AddWithValue("$at", at.ToUnixTimeMilliseconds());
+            insert.ExecuteNonQuery();
+
+            var retained = store._options.RetainedChanges;
+            if (seq > retained)
+            {
+                using var trim = Command("DELETE FROM changes WHERE path = $path AND seq <= $cutoff;");
+                trim.Parameters.AddWithValue("$path", path);
+                trim.Parameters.AddWithValue("$cutoff", seq - retained);
+                trim.ExecuteNonQuery();
+            }
+
+            var entry = new ChangeEntry(path, seq, method, bodyJson, at);
+            Appended.Add(entry);
+            return entry;
+        }
+
+        private SqliteCommand Command(string sql)
+        {
+            var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = sql;
+            return command;
+        }
+    }
+}

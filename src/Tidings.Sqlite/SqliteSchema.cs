@@ -1,0 +1,53 @@
+using Microsoft.Data.Sqlite;
+
+namespace Tidings.Sqlite;
+
+/// <summary>The database layout. One file holds records, per-channel sequences and the change log.</summary>
+internal static class SqliteSchema
+{
+    // FULL sync: a commit is on disk before any writer is told it succeeded (a 2xx means durable).
+    public const string Pragmas = """
+        PRAGMA journal_mode = WAL;
+        PRAGMA synchronous = FULL;
+        PRAGMA foreign_keys = ON;
+        PRAGMA busy_timeout = 5000;
+        """;
+
+    public const string Create = """
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS records (
+            pos     INTEGER PRIMARY KEY AUTOINCREMENT,  -- creation order for listings
+            path    TEXT NOT NULL,
+            id      TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            json    TEXT NOT NULL,
+            UNIQUE (path, id)
+        );
+        CREATE TABLE IF NOT EXISTS channels (
+            path TEXT PRIMARY KEY,
+            seq  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS changes (
+            path   TEXT NOT NULL,
+            seq    INTEGER NOT NULL,
+            method TEXT NOT NULL,
+            body   TEXT NOT NULL,
+            at     INTEGER NOT NULL,  -- unix milliseconds
+            PRIMARY KEY (path, seq)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS changes_at ON changes (at);
+        CREATE INDEX IF NOT EXISTS records_path ON records (path, pos);
+        """;
+
+    /// <summary>Reads the log's epoch, creating it with the database: a new file is a new log.</summary>
+    public static string EnsureEpoch(SqliteConnection connection)
+    {
+        using var insert = connection.CreateCommand();
+        insert.CommandText = "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', $epoch);";
+        insert.Parameters.AddWithValue("$epoch", Guid.NewGuid().ToString("N"));
+        insert.ExecuteNonQuery();
+        using var select = connection.CreateCommand();
+        select.CommandText = "SELECT value FROM meta WHERE key = 'epoch';";
+        return (string)select.ExecuteScalar()!;
+    }
+}

@@ -1,0 +1,61 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using Tidings.Storage;
+
+namespace Tidings.Changes;
+
+/// <summary>
+/// The event payloads on a collection's channel: <c>{"method","body","seq"}</c> for changes, and the two
+/// control messages <c>SNAPSHOT</c> (initial state) and <c>RESET</c> (cannot replay; reload).
+/// </summary>
+public static class ChangeEvents
+{
+    public const string Snapshot = "SNAPSHOT";
+    public const string Reset = "RESET";
+
+    /// <summary>A change event; the stored record JSON is copied in as it is, not re-serialized.</summary>
+    public static byte[] Change(ChangeEntry change) => Write(writer =>
+    {
+        writer.WriteString("method", change.Method);
+        writer.WritePropertyName("body");
+        writer.WriteRawValue(change.BodyJson, skipInputValidation: true);
+        writer.WriteNumber("seq", change.Seq);
+    });
+
+    public static byte[] SnapshotOf(IReadOnlyList<StoredRecord> items, long seq, string epoch) => Write(writer =>
+    {
+        writer.WriteString("method", Snapshot);
+        writer.WriteStartArray("items");
+        foreach (var item in items)
+        {
+            writer.WriteRawValue(item.Json, skipInputValidation: true);
+        }
+
+        writer.WriteEndArray();
+        writer.WriteNumber("seq", seq);
+        writer.WriteString("epoch", epoch);
+    });
+
+    public static byte[] ResetTo(long seq, string epoch) => Write(writer =>
+    {
+        writer.WriteString("method", Reset);
+        writer.WriteNumber("seq", seq);
+        writer.WriteString("epoch", epoch);
+    });
+
+    private static byte[] Write(Action<Utf8JsonWriter> body)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            body(writer);
+            writer.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    internal static string Describe(byte[] utf8) => Encoding.UTF8.GetString(utf8);
+}

@@ -1,0 +1,159 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Tidings.Bayeux.Protocol;
+using Tidings.Bayeux.Server;
+using Tidings.Collections;
+using Tidings.Storage;
+using Tidings.Writes;
+
+namespace Tidings.Changes;
+
+/// <summary>
+/// Connects collections to Bayeux. Committed changes are published on the channel equal to their REST
+/// path, in commit order (the store calls <see cref="Committed"/> from its writer, after the commit).
+/// Subscriptions to a collection channel may ask for catch-up (<c>ext: {since, epoch}</c>) or initial state
+/// (<c>ext: {snapshot: true}</c>); both are answered inside a sequenced read, which runs between commits, and
+/// the subscription goes live in that same step — so the replay and the live stream meet with no gap and no
+/// duplicate. Publishes to a collection channel are writes (<c>{method, body}</c>) with REST's rules.
+/// </summary>
+public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry, ITidingsStore store, CollectionWriter writer, TidingsOptions options)
+    : IChangeSink, IBayeuxChannelHandler
+{
+    public void Committed(IReadOnlyList<ChangeEntry> changes)
+    {
+        foreach (var change in changes)
+        {
+            bayeux.PublishRaw(change.Path, ChangeEvents.Change(change));
+        }
+    }
+
+    public bool Owns(string channelOrPattern) =>
+        ChannelName.IsWildcard(channelOrPattern)
+            ? registry.FindCovering(channelOrPattern) is not null
+            : registry.Resolve(channelOrPattern) is not null;
+
+    public async ValueTask SubscribeAsync(BayeuxSubscribeContext context, CancellationToken cancellationToken)
+    {
+        var message = context.Message;
+        var hasSince = message.TryGetExt("since", out var sinceField);
+        var wantsSnapshot = message.TryGetExt("snapshot", out var snapshotField) && snapshotField.ValueKind == JsonValueKind.True;
+        if (!hasSince && !wantsSnapshot)
+        {
+            context.Activate();
+            return;
+        }
+
+        var pattern = context.Pattern;
+        if (ChannelName.IsWildcard(pattern))
+        {
+            context.Refuse(BayeuxError.Format(400, pattern, "since and snapshot need a concrete collection channel, not a wildcard"));
+            return;
+        }
+
+        long since = 0;
+        if (hasSince && !sinceField.TryGetInt64(out since) || since < 0)
+        {
+            context.Refuse(BayeuxError.Format(400, "since", "ext.since must be a non-negative integer"));
+            return;
+        }
+
+        var epoch = message.TryGetExt("epoch", out var epochField) && epochField.ValueKind == JsonValueKind.String ? epochField.GetString() : null;
+        await store.SequencedReadAsync(reader =>
+        {
+            // Runs between commits: nothing is in flight, so "read, send, go live" cannot miss or repeat a change.
+            var position = reader.GetPosition(pattern);
+            if (wantsSnapshot)
+            {
+                var items = reader.List(pattern, options.MaxSnapshotItems);
+                context.Send(Delivery.CreateRaw(pattern, ChangeEvents.SnapshotOf(items, position.Seq, reader.Epoch)));
+            }
+            else if (epoch != reader.Epoch || !position.CanReplayFrom(since) || position.Seq - since > options.MaxReplay)
+            {
+                context.Send(Delivery.CreateRaw(pattern, ChangeEvents.ResetTo(position.Seq, reader.Epoch)));
+            }
+            else
+            {
+                foreach (var change in reader.ChangesSince(pattern, since, options.MaxReplay))
+                {
+                    context.Send(Delivery.CreateRaw(pattern, ChangeEvents.Change(change)));
+                }
+            }
+
+            context.Activate();
+            return true;
+        }, cancellationToken);
+    }
+
+    // A write through the socket: data {method: POST|PUT|PATCH|DELETE, body: {...}, version?}. The publish
+    // reply carries the outcome (ext.tidings: {status, record}) or a code:args:message error; the event itself is
+    // broadcast like any other change.
+    public async ValueTask PublishAsync(BayeuxServiceCall call, CancellationToken cancellationToken)
+    {
+        if (registry.Resolve(call.Channel) is not { } target)
+        {
+            call.Fail(BayeuxError.ChannelUnknown(call.Channel));
+            return;
+        }
+
+        var data = call.Data;
+        if (data.ValueKind != JsonValueKind.Object
+            || !data.TryGetProperty("method", out var methodField) || methodField.ValueKind != JsonValueKind.String
+            || !data.TryGetProperty("body", out var bodyField) || bodyField.ValueKind != JsonValueKind.Object)
+        {
+            call.Fail(BayeuxError.Format(400, "data", "a write is {method: POST|PUT|PATCH|DELETE, body: {…}}"));
+            return;
+        }
+
+        long? expectedVersion = data.TryGetProperty("version", out var v) && v.TryGetInt64(out var version) ? version : null;
+        var body = JsonNode.Parse(bodyField.GetRawText())!.AsObject();
+        var context = new WriteContext(call.Session.User);
+        var method = methodField.GetString();
+        string? Id() => CollectionWriter.NormalizeId(body["id"] is JsonValue idValue && idValue.TryGetValue<string>(out var s) ? s : null);
+
+        WriteOutcome outcome;
+        switch (method)
+        {
+            case "POST":
+                outcome = await writer.CreateAsync(target, body, context, cancellationToken);
+                break;
+            case "PUT" or "PATCH":
+                outcome = Id() is { } updateId
+                    ? await writer.UpdateAsync(target, updateId, body, expectedVersion, method == "PATCH", context, cancellationToken)
+                    : WriteOutcome.Invalid("id", "'id' must be the UUID of the record to change.");
+                break;
+            case "DELETE":
+                outcome = Id() is { } deleteId
+                    ? await writer.DeleteAsync(target, deleteId, expectedVersion, cancellationToken)
+                    : WriteOutcome.Invalid("id", "'id' must be the UUID of the record to delete.");
+                break;
+            default:
+                call.Fail(BayeuxError.Format(400, "method", "method must be POST, PUT, PATCH or DELETE"));
+                return;
+        }
+
+        var result = new JsonObject { ["status"] = outcome.Status.ToString() };
+        if (outcome.Record is { } record && outcome.Status != WriteStatus.Deleted)
+        {
+            result["record"] = JsonNode.Parse(record.Json);
+        }
+
+        if (outcome.Seq is { } seq)
+        {
+            result["seq"] = seq;
+        }
+
+        call.ReplyExt("tidings", result);
+        if (!outcome.Succeeded)
+        {
+            call.Fail(ToBayeuxError(outcome));
+        }
+    }
+
+    private static string ToBayeuxError(WriteOutcome outcome) => outcome.Status switch
+    {
+        WriteStatus.NotFound => BayeuxError.Format(404, "id", "no such record"),
+        WriteStatus.VersionMismatch => BayeuxError.Format(412, "version", "the record has changed; reload it and try again"),
+        _ => BayeuxError.Format(422, string.Join(',', outcome.Errors?.Keys ?? []),
+            string.Join(" ", outcome.Errors?.Values.SelectMany(m => m) ?? ["invalid record"])),
+    };
+}

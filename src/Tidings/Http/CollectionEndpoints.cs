@@ -1,0 +1,310 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Net.Http.Headers;
+using Tidings.Collections;
+using Tidings.Storage;
+using Tidings.Writes;
+
+namespace Tidings.Http;
+
+/// <summary>
+/// The REST face of each collection, as DESIGN.md's wire contract gives it: list (with seq and epoch),
+/// catch-up (<c>?since=&amp;epoch=</c>, or 410), get, create (idempotent on a client id), replace and patch
+/// (<c>If-Match</c>), delete. Errors are RFC 9457 problem+json with per-field messages.
+/// </summary>
+internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidingsStore store, CollectionWriter writer, TidingsOptions options)
+{
+    public static void Map(IEndpointRouteBuilder endpoints, CollectionDefinition collection)
+    {
+        var services = endpoints.ServiceProvider;
+        var handler = new CollectionEndpoints(collection, services.GetRequiredService<ITidingsStore>(),
+            services.GetRequiredService<CollectionWriter>(), services.GetRequiredService<TidingsOptions>());
+        var template = collection.Route.Template;
+        endpoints.MapGet(template, handler.ListAsync);
+        endpoints.MapPost(template, handler.CreateAsync);
+        endpoints.MapGet(template + "/{id}", handler.GetAsync);
+        endpoints.MapPut(template + "/{id}", (HttpContext c) => handler.UpdateAsync(c, patch: false));
+        endpoints.MapPatch(template + "/{id}", (HttpContext c) => handler.UpdateAsync(c, patch: true));
+        endpoints.MapDelete(template + "/{id}", handler.DeleteAsync);
+    }
+
+    private async Task ListAsync(HttpContext context)
+    {
+        if (Target(context) is not { } target)
+        {
+            await Problems.InvalidPath(context);
+            return;
+        }
+
+        var query = context.Request.Query;
+        if (query.ContainsKey("since"))
+        {
+            await ChangesAsync(context, target, query["since"].ToString(), query["epoch"].ToString());
+            return;
+        }
+
+        var (items, position, epoch) = await store.ReadAsync(r => (r.List(target.Path, options.MaxListItems), r.GetPosition(target.Path), r.Epoch),
+            context.RequestAborted);
+        await WriteJsonAsync(context, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartArray("items");
+            foreach (var item in items)
+            {
+                w.WriteRawValue(item.Json, skipInputValidation: true);
+            }
+
+            w.WriteEndArray();
+            w.WriteNumber("seq", position.Seq);
+            w.WriteString("epoch", epoch);
+        });
+    }
+
+    private async Task ChangesAsync(HttpContext context, CollectionTarget target, string sinceText, string epoch)
+    {
+        if (!long.TryParse(sinceText, out var since) || since < 0)
+        {
+            await Problems.Write(context, StatusCodes.Status400BadRequest, "Invalid since", "'since' must be a non-negative integer.");
+            return;
+        }
+
+        var (changes, position, currentEpoch, gone) = await store.ReadAsync(r =>
+        {
+            var position = r.GetPosition(target.Path);
+            var gone = r.Epoch != epoch || !position.CanReplayFrom(since) || position.Seq - since > options.MaxReplay;
+            return (gone ? [] : r.ChangesSince(target.Path, since, options.MaxReplay), position, r.Epoch, gone);
+        }, context.RequestAborted);
+        if (gone)
+        {
+            await Problems.Write(context, StatusCodes.Status410Gone, "Changes no longer available",
+                "The change log does not reach back to 'since' for this epoch; reload the collection.",
+                new Dictionary<string, object?> { ["seq"] = position.Seq, ["epoch"] = currentEpoch });
+            return;
+        }
+
+        await WriteJsonAsync(context, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartArray("changes");
+            foreach (var change in changes)
+            {
+                w.WriteRawValue(Changes.ChangeEvents.Change(change), skipInputValidation: true);
+            }
+
+            w.WriteEndArray();
+            w.WriteNumber("seq", position.Seq);
+            w.WriteString("epoch", currentEpoch);
+        });
+    }
+
+    private async Task GetAsync(HttpContext context)
+    {
+        if (Target(context) is not { } target || RecordId(context) is not { } id)
+        {
+            await Problems.InvalidPath(context);
+            return;
+        }
+
+        var record = await store.ReadAsync(r => r.Get(target.Path, id), context.RequestAborted);
+        if (record is null)
+        {
+            await Problems.NotFound(context);
+            return;
+        }
+
+        await WriteRecordAsync(context, StatusCodes.Status200OK, record);
+    }
+
+    private async Task CreateAsync(HttpContext context)
+    {
+        if (Target(context) is not { } target)
+        {
+            await Problems.InvalidPath(context);
+            return;
+        }
+
+        if (await ReadBodyAsync(context) is not { } body)
+        {
+            return;
+        }
+
+        var outcome = await writer.CreateAsync(target, body, new WriteContext(context.User), context.RequestAborted);
+        if (outcome.Status == WriteStatus.Created)
+        {
+            context.Response.Headers.Location = target.Path + "/" + outcome.Record!.Id;
+        }
+
+        await AnswerAsync(context, outcome);
+    }
+
+    private async Task UpdateAsync(HttpContext context, bool patch)
+    {
+        if (Target(context) is not { } target || RecordId(context) is not { } id)
+        {
+            await Problems.InvalidPath(context);
+            return;
+        }
+
+        if (!TryReadIfMatch(context, out var expected))
+        {
+            await Problems.Write(context, StatusCodes.Status400BadRequest, "Invalid If-Match", "If-Match must be a quoted record version, e.g. \"3\".");
+            return;
+        }
+
+        if (await ReadBodyAsync(context) is not { } body)
+        {
+            return;
+        }
+
+        var outcome = await writer.UpdateAsync(target, id, body, expected, patch, new WriteContext(context.User), context.RequestAborted);
+        await AnswerAsync(context, outcome);
+    }
+
+    private async Task DeleteAsync(HttpContext context)
+    {
+        if (Target(context) is not { } target || RecordId(context) is not { } id)
+        {
+            await Problems.InvalidPath(context);
+            return;
+        }
+
+        if (!TryReadIfMatch(context, out var expected))
+        {
+            await Problems.Write(context, StatusCodes.Status400BadRequest, "Invalid If-Match", "If-Match must be a quoted record version, e.g. \"3\".");
+            return;
+        }
+
+        await AnswerAsync(context, await writer.DeleteAsync(target, id, expected, context.RequestAborted));
+    }
+
+    private static Task AnswerAsync(HttpContext context, WriteOutcome outcome) => outcome.Status switch
+    {
+        WriteStatus.Created => WriteRecordAsync(context, StatusCodes.Status201Created, outcome.Record!),
+        WriteStatus.AlreadyExists or WriteStatus.Updated => WriteRecordAsync(context, StatusCodes.Status200OK, outcome.Record!),
+        WriteStatus.Deleted => NoContent(context),
+        WriteStatus.NotFound => Problems.NotFound(context),
+        WriteStatus.VersionMismatch => Problems.Write(context, StatusCodes.Status412PreconditionFailed, "Version mismatch",
+            $"The record is at version {outcome.Record!.Version}; reload it and try again."),
+        _ => Problems.Validation(context, outcome.Errors!),
+    };
+
+    private static Task NoContent(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+        return Task.CompletedTask;
+    }
+
+    private CollectionTarget? Target(HttpContext context)
+    {
+        var values = context.Request.RouteValues;
+        return collection.Route.TryBuildPath(name => values[name]?.ToString(), out var path)
+            && collection.Route.TryMatch(path, out var routeValues)
+            ? new CollectionTarget(collection, path, routeValues)
+            : null;
+    }
+
+    private static string? RecordId(HttpContext context) => CollectionWriter.NormalizeId(context.Request.RouteValues["id"]?.ToString());
+
+    private static bool TryReadIfMatch(HttpContext context, out long? expected)
+    {
+        expected = null;
+        var header = context.Request.Headers.IfMatch.ToString();
+        if (header.Length == 0 || header == "*")
+        {
+            return true;
+        }
+
+        if (EntityTagHeaderValue.TryParse(header, out var tag) && !tag.IsWeak
+            && long.TryParse(tag.Tag.AsSpan(1, tag.Tag.Length - 2), out var version))
+        {
+            expected = version;
+            return true;
+        }
+
+        return false;
+    }
+
+    private async Task<JsonObject?> ReadBodyAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var mediaType = request.ContentType is { } ct && MediaTypeHeaderValue.TryParse(ct, out var parsed) ? parsed.MediaType.Value : null;
+        if (mediaType is not null && !mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+            && !mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase))
+        {
+            await Problems.Write(context, StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "Send the record as application/json.");
+            return null;
+        }
+
+        var limit = options.MaxBodyBytes;
+        if (request.ContentLength > limit)
+        {
+            await Problems.TooLarge(context, limit);
+            return null;
+        }
+
+        var reader = request.BodyReader;
+        ReadResult result;
+        while (true)
+        {
+            result = await reader.ReadAsync(context.RequestAborted);
+            if (result.Buffer.Length > limit)
+            {
+                reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                await Problems.TooLarge(context, limit);
+                return null;
+            }
+
+            if (result.IsCompleted)
+            {
+                break;
+            }
+
+            reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
+
+        var bytes = result.Buffer.ToArray();
+        reader.AdvanceTo(result.Buffer.End);
+        try
+        {
+            if (JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = 32 }) is JsonObject body)
+            {
+                return body;
+            }
+
+            await Problems.Write(context, StatusCodes.Status400BadRequest, "Invalid body", "The body must be a JSON object.");
+        }
+        catch (JsonException ex)
+        {
+            await Problems.Write(context, StatusCodes.Status400BadRequest, "Malformed JSON", ex.Message);
+        }
+
+        return null;
+    }
+
+    private static Task WriteRecordAsync(HttpContext context, int status, StoredRecord record)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json; charset=utf-8";
+        context.Response.Headers.ETag = $"\"{record.Version}\"";
+        return context.Response.WriteAsync(record.Json, Encoding.UTF8, context.RequestAborted);
+    }
+
+    private static async Task WriteJsonAsync(HttpContext context, int status, Action<Utf8JsonWriter> body)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json; charset=utf-8";
+        await using (var writer = new Utf8JsonWriter(context.Response.BodyWriter))
+        {
+            writer.WriteStartObject();
+            body(writer);
+            writer.WriteEndObject();
+        }
+
+        await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
+    }
+}

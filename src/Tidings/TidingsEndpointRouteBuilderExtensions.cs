@@ -1,0 +1,32 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Tidings.Bayeux;
+using Tidings.Collections;
+using Tidings.Http;
+using Tidings.Storage;
+
+namespace Tidings;
+
+public static class TidingsEndpointRouteBuilderExtensions
+{
+    /// <summary>Maps every declared collection's REST endpoints and the Bayeux endpoint their events go out on.</summary>
+    public static IEndpointConventionBuilder MapTidings(this IEndpointRouteBuilder endpoints)
+    {
+        var services = endpoints.ServiceProvider;
+        var registry = services.GetService<CollectionRegistry>()
+            ?? throw new InvalidOperationException("Unable to find the Tidings services. Call 'builder.Services.AddTidings()' first.");
+        if (services.GetService<ITidingsStore>() is null)
+        {
+            throw new InvalidOperationException(
+                "No Tidings store is registered. Call '.UseSqlite(path)' on the builder that AddTidings() returns.");
+        }
+
+        foreach (var collection in registry.Collections)
+        {
+            CollectionEndpoints.Map(endpoints, collection);
+        }
+
+        return endpoints.MapBayeux(services.GetRequiredService<TidingsOptions>().BayeuxPath);
+    }
+}

@@ -1,0 +1,26 @@
+namespace Tidings;
+
+/// <summary>Settings for collections. Limits are named so errors can point at them.</summary>
+public sealed class TidingsOptions
+{
+    public const string SectionName = "Tidings";
+    public const int DefaultMaxBodyBytes = 64 * 1024;
+    public const int DefaultMaxListItems = 10_000;
+    public const int DefaultMaxReplay = 1_000;
+    public const int DefaultMaxSnapshotItems = 1_000;
+
+    /// <summary>The largest REST request body (413 beyond it).</summary>
+    public int MaxBodyBytes { get; set; } = DefaultMaxBodyBytes;
+
+    /// <summary>The most items a list (<c>GET P</c>) returns.</summary>
+    public int MaxListItems { get; set; } = DefaultMaxListItems;
+
+    /// <summary>The most changes a catch-up replays; a client further behind is told to reload (RESET / 410).</summary>
+    public int MaxReplay { get; set; } = DefaultMaxReplay;
+
+    /// <summary>The most items an initial-state (SNAPSHOT) message carries.</summary>
+    public int MaxSnapshotItems { get; set; } = DefaultMaxSnapshotItems;
+
+    /// <summary>Where the Bayeux endpoint is mapped.</summary>
+    public string BayeuxPath { get; set; } = "/bayeux";
+}

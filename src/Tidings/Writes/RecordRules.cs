@@ -1,0 +1,159 @@
+using System.Text.Json.Nodes;
+using NJsonSchema.Validation;
+using Tidings.Collections;
+
+namespace Tidings.Writes;
+
+/// <summary>
+/// Turns a client's body into the fields to store, by the collection's write rules: writable fields are
+/// taken, server-owned fields ignored, stamped fields set by the server (a different value from the
+/// client is refused), anything else refused. Then the result is checked against the JSON Schema.
+/// </summary>
+internal static class RecordRules
+{
+    public enum Mode
+    {
+        Create,
+        Replace,
+        Patch,
+    }
+
+    /// <summary>The record's own fields after applying <paramref name="input"/>, or the per-field errors.</summary>
+    public static JsonObject? Apply(CollectionDefinition collection, JsonObject input, JsonObject? existing, Mode mode, StampContext stampContext,
+        Dictionary<string, List<string>> errors)
+    {
+        var result = new JsonObject();
+        if (existing is not null)
+        {
+            foreach (var (name, value) in existing)
+            {
+                if (!CollectionDefinition.ServerFields.Contains(name))
+                {
+                    result[name] = value?.DeepClone();
+                }
+            }
+        }
+
+        if (mode == Mode.Replace)
+        {
+            // A replace sets every writable field: those the body leaves out are removed.
+            foreach (var field in collection.Writable)
+            {
+                result.Remove(field);
+            }
+        }
+
+        foreach (var (name, value) in input)
+        {
+            if (CollectionDefinition.ServerFields.Contains(name))
+            {
+                continue; // Owned by the server; clients echo them back (Backbone's save), so they are ignored.
+            }
+
+            if (collection.Stamps.TryGetValue(name, out var stamp))
+            {
+                var expected = mode == Mode.Create || stamp.OnUpdate ? stamp.Value(stampContext) : existing?[name];
+                if (!JsonNode.DeepEquals(value, expected))
+                {
+                    Add(errors, name, $"'{name}' is set by the server and cannot be written.");
+                }
+
+                continue;
+            }
+
+            if (!collection.Writable.Contains(name))
+            {
+                Add(errors, name, $"'{name}' may not be written in this collection.");
+                continue;
+            }
+
+            if (mode == Mode.Patch && value is null)
+            {
+                result.Remove(name); // JSON merge patch: null removes the field.
+            }
+            else
+            {
+                result[name] = value?.DeepClone();
+            }
+        }
+
+        if (mode == Mode.Create)
+        {
+            foreach (var (field, value) in collection.Defaults)
+            {
+                if (!result.ContainsKey(field))
+                {
+                    result[field] = value?.DeepClone();
+                }
+            }
+        }
+
+        foreach (var (field, stamp) in collection.Stamps)
+        {
+            if (mode == Mode.Create || stamp.OnUpdate)
+            {
+                result[field] = stamp.Value(stampContext)?.DeepClone();
+            }
+        }
+
+        // Validate even when the rules already refused a field, so one answer lists everything to fix.
+        foreach (var error in collection.Schema.Validate(result.ToJsonString()))
+        {
+            Describe(error, errors);
+        }
+
+        return errors.Count > 0 ? null : result;
+    }
+
+    private static void Describe(ValidationError error, Dictionary<string, List<string>> errors)
+    {
+        if (error is ChildSchemaValidationError child)
+        {
+            foreach (var inner in child.Errors.SelectMany(e => e.Value))
+            {
+                Describe(inner, errors);
+            }
+        }
+
+        var field = error.Kind == ValidationErrorKind.PropertyRequired
+            ? error.Property ?? ""
+            : (error.Path ?? "").TrimStart('#', '/').Replace('/', '.');
+        if (field.Length == 0)
+        {
+            field = error.Property ?? "";
+        }
+
+        Add(errors, field, field.Length == 0 ? "The record " + Message(error) : $"'{field}' {Message(error)}");
+    }
+
+    private static string Message(ValidationError error) => error.Kind switch
+    {
+        ValidationErrorKind.PropertyRequired => "is required.",
+        ValidationErrorKind.StringTooShort => $"is too short (at least {error.Schema?.MinLength} characters).",
+        ValidationErrorKind.StringTooLong => $"is too long (at most {error.Schema?.MaxLength} characters).",
+        ValidationErrorKind.StringExpected => "must be a string.",
+        ValidationErrorKind.BooleanExpected => "must be true or false.",
+        ValidationErrorKind.NumberExpected => "must be a number.",
+        ValidationErrorKind.IntegerExpected => "must be an integer.",
+        ValidationErrorKind.ArrayExpected => "must be an array.",
+        ValidationErrorKind.ObjectExpected => "must be an object.",
+        ValidationErrorKind.NoAdditionalPropertiesAllowed => "is not a field of this collection.",
+        ValidationErrorKind.TooManyItems => $"has too many items (at most {error.Schema?.MaxItems}).",
+        ValidationErrorKind.NumberTooSmall => $"is too small (minimum {error.Schema?.Minimum}).",
+        ValidationErrorKind.NumberTooBig => $"is too big (maximum {error.Schema?.Maximum}).",
+        _ => $"is invalid ({error.Kind}).",
+    };
+
+    private static void Add(Dictionary<string, List<string>> errors, string field, string message)
+    {
+        if (!errors.TryGetValue(field, out var list))
+        {
+            errors[field] = list = [];
+        }
+
+        if (!list.Contains(message))
+        {
+            list.Add(message);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+using System.Text;
+using System.Text.Json;
+using Tidings.Bayeux.Protocol;
+using Tidings.Bayeux.Tests.Support;
+
+namespace Tidings.Bayeux.Tests.Protocol;
+
+public sealed class MessageParserTests
+{
+    private static bool TryParse(string json, out List<BayeuxMessage> messages, out string? error, int maxMessageBytes = 1024, int maxMessages = 10) =>
+        MessageParser.TryParse(Encoding.UTF8.GetBytes(json), maxMessageBytes, maxMessages, out messages, out error);
+
+    [Fact]
+    public void A_single_object_is_read_as_a_batch_of_one()
+    {
+        var messages = BayeuxHarness.Parse("""{"channel":"/meta/connect","clientId":"abc","connectionType":"long-polling"}""");
+
+        var message = Assert.Single(messages);
+        Assert.Equal("/meta/connect", message.Channel);
+        Assert.Equal("abc", message.ClientId);
+        Assert.Equal("long-polling", message.ConnectionType);
+        Assert.Null(message.ParseError);
+    }
+
+    [Fact]
+    public void An_array_is_read_in_order()
+    {
+        var messages = BayeuxHarness.Parse("""[{"channel":"/a"},{"channel":"/b"},{"channel":"/c"}]""");
+
+        Assert.Equal(["/a", "/b", "/c"], messages.Select(m => m.Channel));
+    }
+
+    [Fact]
+    public void An_empty_array_is_a_request_with_no_messages()
+    {
+        Assert.True(TryParse("[]", out var messages, out var error));
+        Assert.Empty(messages);
+        Assert.Null(error);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("   ")]
+    [InlineData("[{\"channel\":\"/a\"")]
+    [InlineData("{\"channel\":}")]
+    [InlineData("[{\"channel\":\"/a\"},]")]
+    [InlineData("[{'channel':'/a'}]")]
+    [InlineData("[{\"channel\":\"/a\"} /* comment */]")]
+    public void Malformed_json_is_refused(string body)
+    {
+        Assert.False(TryParse(body, out var messages, out var error));
+        Assert.Empty(messages);
+        Assert.False(string.IsNullOrEmpty(error));
+    }
+
+    [Theory]
+    [InlineData("[{\"channel\":\"/a\"},1]")]
+    [InlineData("[\"/a\"]")]
+    [InlineData("[null]")]
+    [InlineData("[[{\"channel\":\"/a\"}]]")]
+    public void A_non_object_entry_refuses_the_whole_request(string body)
+    {
+        Assert.False(TryParse(body, out _, out var error));
+        Assert.Contains("object", error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("\"hello\"")]
+    [InlineData("42")]
+    [InlineData("null")]
+    public void A_body_that_is_neither_array_nor_object_is_refused(string body)
+    {
+        Assert.False(TryParse(body, out _, out var error));
+        Assert.NotNull(error);
+    }
+
+    [Fact]
+    public void Data_after_the_messages_is_refused()
+    {
+        Assert.False(TryParse("""[{"channel":"/a"}][{"channel":"/b"}]""", out _, out _));
+        Assert.False(TryParse("""{"channel":"/a"}{"channel":"/b"}""", out _, out _));
+    }
+
+    [Fact]
+    public void More_messages_than_the_batch_limit_refuse_the_request_and_name_the_setting()
+    {
+        var three = """[{"channel":"/a"},{"channel":"/b"},{"channel":"/c"}]""";
+
+        Assert.True(TryParse(three, out var messages, out _, maxMessages: 3));
+        Assert.Equal(3, messages.Count);
+
+        Assert.False(TryParse(three, out _, out var error, maxMessages: 2));
+        Assert.StartsWith("413:", error, StringComparison.Ordinal);
+        Assert.Contains("Bayeux:MaxMessagesPerBatch", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_oversized_message_gets_a_413_parse_error_but_keeps_its_id_channel_and_client_id()
+    {
+        var big = new string('x', 200);
+        var body = $$"""[{"channel":"/small","data":1},{"channel":"/big","clientId":"abc","id":"7","data":"{{big}}"}]""";
+
+        Assert.True(TryParse(body, out var messages, out _, maxMessageBytes: 100));
+
+        Assert.Null(messages[0].ParseError);
+        var oversized = messages[1];
+        Assert.StartsWith("413:", oversized.ParseError, StringComparison.Ordinal);
+        Assert.Contains("Bayeux:MaxMessageBytes", oversized.ParseError, StringComparison.Ordinal);
+        Assert.Equal("/big", oversized.Channel);
+        Assert.Equal("abc", oversized.ClientId);
+        Assert.Equal("7", oversized.Id?.GetString());
+        Assert.Null(oversized.Data);
+        Assert.True(oversized.SizeInBytes > 200);
+    }
+
+    [Theory]
+    [InlineData("""{"channel":42}""")]
+    [InlineData("""{"channel":"/meta/connect","clientId":{"x":1}}""")]
+    [InlineData("""{"channel":"/meta/connect","connectionType":true}""")]
+    [InlineData("""{"channel":"/meta/handshake","version":1.0}""")]
+    [InlineData("""{"channel":"/meta/subscribe","subscription":42}""")]
+    [InlineData("""{"channel":"/meta/subscribe","subscription":["/a",42]}""")]
+    [InlineData("""{"channel":"/meta/handshake","supportedConnectionTypes":"long-polling"}""")]
+    public void A_field_of_the_wrong_type_becomes_a_400_parse_error_on_that_message_alone(string message)
+    {
+        Assert.True(TryParse($$"""[{{message}},{"channel":"/fine"}]""", out var messages, out _));
+
+        Assert.StartsWith("400:", messages[0].ParseError, StringComparison.Ordinal);
+        Assert.Null(messages[1].ParseError);
+    }
+
+    [Fact]
+    public void A_string_subscription_and_an_array_subscription_are_told_apart()
+    {
+        var messages = BayeuxHarness.Parse(
+            """[{"channel":"/meta/subscribe","subscription":"/a"},{"channel":"/meta/subscribe","subscription":["/a","/b/*"]}]""");
+
+        Assert.Equal(["/a"], messages[0].Subscriptions!);
+        Assert.False(messages[0].SubscriptionIsArray);
+        Assert.Equal(["/a", "/b/*"], messages[1].Subscriptions!);
+        Assert.True(messages[1].SubscriptionIsArray);
+    }
+
+    [Theory]
+    [InlineData("\"abc\"")]
+    [InlineData("\"7\"")]
+    [InlineData("7")]
+    [InlineData("12345678901234567890")]
+    [InlineData("1.50")]
+    public void The_id_is_echoed_in_the_reply_exactly_as_sent(string id)
+    {
+        var message = Assert.Single(BayeuxHarness.Parse($$"""{"channel":"/a","id":{{id}}}"""));
+
+        var reply = Encoding.UTF8.GetString(new BayeuxReply("/a", message.Id).ToUtf8());
+
+        Assert.Contains($"\"id\":{id},", reply, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_id_that_is_neither_string_nor_number_is_ignored()
+    {
+        var message = Assert.Single(BayeuxHarness.Parse("""{"channel":"/a","id":{"x":1}}"""));
+
+        Assert.Null(message.Id);
+        Assert.Null(message.ParseError);
+    }
+
+    [Fact]
+    public void Data_ext_and_advice_are_kept_as_json()
+    {
+        var message = Assert.Single(BayeuxHarness.Parse(
+            """{"channel":"/meta/connect","data":{"n":[1,2]},"ext":{"ack":3},"advice":{"timeout":0}}"""));
+
+        Assert.Equal("""{"n":[1,2]}""", message.Data?.GetRawText());
+        Assert.True(message.TryGetExt("ack", out var ack));
+        Assert.Equal(3, ack.GetInt32());
+        Assert.False(message.TryGetExt("missing", out _));
+        Assert.Equal(0L, message.AdviceTimeout);
+        Assert.Equal(JsonValueKind.Object, message.Advice?.ValueKind);
+    }
+}

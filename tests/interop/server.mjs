@@ -1,0 +1,522 @@
+// Shared helpers for the interop suite: start/stop the real Tidings demo server, wait for
+// conditions, speak raw Bayeux over HTTP, wrap the real faye and cometd clients behind one small
+// interface, and a TCP proxy that can black-hole and cut connections to simulate network loss.
+//
+// Nothing here mocks the server: every test talks to a real `dotnet Tidings.Demo.dll` process.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+
+import faye from 'faye';
+import { adapt } from 'cometd-nodejs-client';
+
+adapt();
+const cometdModule = await import('cometd');
+export const { CometD, AckExtension, Extension } = cometdModule;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export const DEMO_DLL = path.resolve(here,
+  process.env.TIDINGS_DEMO_DLL ?? '../../samples/Demo/bin/Release/net10.0/Tidings.Demo.dll');
+
+const HOST = '127.0.0.1';
+
+// ---------------------------------------------------------------------------------------------
+// Waiting
+
+/** Polls `condition` until it returns a truthy value (returned) or the deadline passes (throws). */
+export async function waitFor(condition, { timeout = 10_000, interval = 20, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let lastError;
+  for (;;) {
+    try {
+      const value = await condition();
+      if (value) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      const detail = lastError ? ` (last error: ${lastError.message ?? lastError})` : '';
+      throw new Error(`Timed out after ${timeout} ms waiting for ${message}${detail}`);
+    }
+    await delay(interval);
+  }
+}
+
+/** A bounded wait, used ONLY to assert that something does not happen within it. */
+export const quietPeriod = (ms = 300) => delay(ms);
+
+/** Races a promise against a deadline. */
+export function withTimeout(promise, ms, what = 'operation') {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Collects messages and lets tests await the ones they expect. */
+export class Inbox {
+  constructor(name = 'inbox') {
+    this.name = name;
+    this.items = [];
+    this.waiters = new Set();
+  }
+
+  push(item) {
+    this.items.push(item);
+    for (const waiter of [...this.waiters]) waiter();
+  }
+
+  filter(predicate) {
+    return this.items.filter(predicate);
+  }
+
+  /** Resolves with the first item matching `predicate` (already received or arriving later). */
+  next(predicate = () => true, timeout = 10_000, what = 'a matching message') {
+    return this.count(predicate, 1, timeout, what).then((items) => items[0]);
+  }
+
+  /** Resolves with the matching items once at least `n` of them have arrived. */
+  count(predicate, n, timeout = 10_000, what = `${n} matching messages`) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.items.filter(predicate);
+        if (found.length >= n) {
+          this.waiters.delete(check);
+          clearTimeout(timer);
+          resolve(found);
+          return true;
+        }
+        return false;
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        const found = this.items.filter(predicate).length;
+        reject(new Error(`${this.name}: timed out after ${timeout} ms waiting for ${what} (have ${found}); ` +
+          `received: ${JSON.stringify(this.items.slice(-10))}`));
+      }, timeout);
+      if (!check()) this.waiters.add(check);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+
+/** A free loopback port: listen on port 0, read it, close. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.unref();
+    probe.on('error', reject);
+    probe.listen(0, HOST, () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts the demo server. `config` maps Bayeux option names to values, passed as
+ * `--Bayeux:Name=value` command-line overrides (TimeSpans as hh:mm:ss).
+ */
+export async function startServer(config = {}, { port } = {}) {
+  const server = new TidingsServer(config, port ?? await freePort());
+  await server.start();
+  return server;
+}
+
+export class TidingsServer {
+  constructor(config, port) {
+    this.config = config;
+    this.port = port;
+    this.base = `http://${HOST}:${port}`;
+    this.bayeux = `${this.base}/bayeux`;
+    this.wsUrl = `ws://${HOST}:${port}/bayeux`;
+    this.dataDir = mkdtempSync(path.join(os.tmpdir(), 'tidings-interop-'));
+    this.child = null;
+    this.log = [];
+  }
+
+  async start() {
+    if (!existsSync(DEMO_DLL)) {
+      throw new Error(`Tidings demo not found at ${DEMO_DLL}. Build it first: ` +
+        '`dotnet build samples/Demo -c Release` (or set TIDINGS_DEMO_DLL).');
+    }
+    const args = [DEMO_DLL, '--urls', this.base, '--data', this.dataDir];
+    for (const [key, value] of Object.entries(this.config)) args.push(`--Bayeux:${key}=${value}`);
+    const child = spawn('dotnet', args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DOTNET_NOLOGO: '1', ASPNETCORE_ENVIRONMENT: 'Production' },
+    });
+    this.child = child;
+    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    child.exitedPromise = exited;
+    const record = (chunk) => {
+      this.log.push(chunk.toString());
+      if (this.log.length > 2000) this.log.splice(0, 1000);
+    };
+    child.stdout.on('data', record);
+    child.stderr.on('data', record);
+
+    let early = null;
+    exited.then((status) => { early = status; });
+    await waitFor(async () => {
+      if (early) throw Object.assign(new Error(`server exited early: ${JSON.stringify(early)}\n${this.output()}`), { fatal: true });
+      const response = await fetch(`${this.base}/`, { signal: AbortSignal.timeout(1000) });
+      await response.arrayBuffer();
+      return response.status === 200;
+    }, { timeout: 20_000, interval: 100, message: `the Tidings server on ${this.base} to answer GET /` })
+      .catch((error) => {
+        throw new Error(`${error.message}\n--- server output ---\n${this.output()}`);
+      });
+  }
+
+  output() {
+    return this.log.join('').slice(-8000);
+  }
+
+  async stop() {
+    const child = this.child;
+    if (!child) return;
+    this.child = null;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await child.exitedPromise;
+      clearTimeout(killer);
+    }
+  }
+
+  /** Stops the process and starts a new one on the same port (all sessions are lost). */
+  async restart() {
+    await this.stop();
+    await this.start();
+  }
+
+  async dispose() {
+    await this.stop();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw Bayeux over HTTP
+
+let rawIds = 0;
+export const nextId = () => `raw${++rawIds}`;
+
+/** POSTs `body` (object/array → JSON, string → as is) to the endpoint; parses JSON replies. */
+export async function post(server, body, { path: subPath = '', headers = {}, signal } = {}) {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const response = await fetch(`${server.bayeux}${subPath}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: text,
+    signal,
+  });
+  const raw = await response.text();
+  let json;
+  try { json = JSON.parse(raw); } catch { json = undefined; }
+  return { status: response.status, headers: response.headers, text: raw, json };
+}
+
+/** A minimal long-polling Bayeux client, message by message, for protocol-level assertions. */
+export class RawClient {
+  constructor(server) {
+    this.server = server;
+    this.clientId = null;
+  }
+
+  async send(messages, options) {
+    const result = await post(this.server, messages, options);
+    if (result.status !== 200 || !Array.isArray(result.json)) {
+      throw new Error(`expected HTTP 200 with a JSON array, got ${result.status}: ${result.text}`);
+    }
+    return result.json;
+  }
+
+  /** Sends one message and returns [reply (matched by id), all messages of the response]. */
+  async request(message, options) {
+    const id = nextId();
+    const all = await this.send([{ ...message, id }], options);
+    const reply = all.find((m) => m.id === id);
+    if (!reply) throw new Error(`no reply with id ${id} in ${JSON.stringify(all)}`);
+    return [reply, all];
+  }
+
+  async handshake(extra = {}) {
+    const [reply] = await this.request({
+      channel: '/meta/handshake',
+      version: '1.0',
+      supportedConnectionTypes: ['long-polling'],
+      ...extra,
+    });
+    if (!reply.successful) throw new Error(`handshake failed: ${JSON.stringify(reply)}`);
+    this.clientId = reply.clientId;
+    return reply;
+  }
+
+  async subscribe(subscription, extra = {}) {
+    const [reply] = await this.request({ channel: '/meta/subscribe', clientId: this.clientId, subscription, ...extra });
+    return reply;
+  }
+
+  async publish(channel, data, extra = {}) {
+    const [reply] = await this.request({ channel, clientId: this.clientId, data, ...extra });
+    return reply;
+  }
+
+  /** One /meta/connect; resolves with { reply, deliveries, all, elapsed }. */
+  async connect({ timeout, ext, signal } = {}) {
+    const message = { channel: '/meta/connect', clientId: this.clientId, connectionType: 'long-polling' };
+    if (timeout !== undefined) message.advice = { timeout };
+    if (ext !== undefined) message.ext = ext;
+    const started = Date.now();
+    const [reply, all] = await this.request(message, { signal });
+    return {
+      reply,
+      deliveries: all.filter((m) => m !== reply && !m.channel.startsWith('/meta/')),
+      all,
+      elapsed: Date.now() - started,
+    };
+  }
+
+  async disconnect() {
+    const [reply] = await this.request({ channel: '/meta/disconnect', clientId: this.clientId });
+    return reply;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real clients behind one interface
+
+export const CLIENT_KINDS = ['faye-websocket', 'faye-long-polling', 'cometd-websocket', 'cometd-long-polling'];
+
+/**
+ * Creates and connects a real client. Every client records what arrives on the wire:
+ * `deliveries` (non-meta messages without `successful`), `replies` (everything with `successful`).
+ */
+export async function connectClient(kind, server, options = {}) {
+  const client = kind.startsWith('faye') ? new FayeAdapter(kind, server, options) : new CometdAdapter(kind, server, options);
+  await client.connect();
+  return client;
+}
+
+/** Splits incoming wire messages into the two inboxes. */
+function record(adapter, message) {
+  if (!message || typeof message.channel !== 'string') return;
+  if ('successful' in message) {
+    adapter.replies.push(message);
+  } else if (!message.channel.startsWith('/meta/')) {
+    adapter.deliveries.push(structuredClone(message));
+  }
+}
+
+export class FayeAdapter {
+  constructor(kind, server, { retry = 0.5 } = {}) {
+    this.kind = kind;
+    this.transport = kind.slice('faye-'.length);
+    this.deliveries = new Inbox(`${kind} deliveries`);
+    this.replies = new Inbox(`${kind} replies`);
+    this.client = new faye.Client(server.bayeux, { retry, timeout: 60 });
+    if (this.transport === 'long-polling') this.client.disable('websocket');
+    this.client.addExtension({
+      incoming: (message, callback) => { record(this, message); callback(message); },
+    });
+  }
+
+  get clientId() {
+    return this.client._dispatcher.clientId;
+  }
+
+  get connectionType() {
+    return this.client._dispatcher.connectionType;
+  }
+
+  async connect() {
+    await withTimeout(new Promise((resolve) => this.client.connect(resolve)), 10_000, `${this.kind} to connect`);
+    if (this.transport === 'websocket') {
+      await waitFor(() => this.connectionType === 'websocket', { message: 'faye to upgrade to websocket' });
+    }
+  }
+
+  /** Subscribes; resolves once the server acknowledged; rejects with the Bayeux error. */
+  async subscribe(channel, onData = () => {}) {
+    const subscription = this.client.subscribe(channel, onData);
+    await withTimeout(Promise.resolve(subscription), 10_000, `${this.kind} subscribe ${channel}`);
+    return subscription;
+  }
+
+  async publish(channel, data) {
+    await withTimeout(Promise.resolve(this.client.publish(channel, data)), 10_000, `${this.kind} publish ${channel}`);
+  }
+
+  async disconnect() {
+    const done = this.replies.next((m) => m.channel === '/meta/disconnect', 3000).catch(() => {});
+    this.client.disconnect();
+    await done;
+  }
+}
+
+/** Records every incoming message before CometD (and its other extensions) see it. */
+class SpyExtension extends Extension {
+  constructor(adapter) {
+    super();
+    this.adapter = adapter;
+  }
+
+  incoming(message) {
+    record(this.adapter, message);
+    return message;
+  }
+}
+
+export class CometdAdapter {
+  constructor(kind, server, { ack = false, url } = {}) {
+    this.kind = kind;
+    this.transport = kind.slice('cometd-'.length);
+    this.deliveries = new Inbox(`${kind} deliveries`);
+    this.replies = new Inbox(`${kind} replies`);
+    const cometd = new CometD();
+    this.cometd = cometd;
+    for (const type of cometd.getTransportTypes()) {
+      if (type !== this.transport) cometd.unregisterTransport(type);
+    }
+    cometd.configure({
+      url: url ?? server.bayeux,
+      logLevel: 'warn',
+      backoffIncrement: 200,
+      maxBackoff: 1000,
+      maxNetworkDelay: 5000,
+    });
+    if (ack) cometd.registerExtension('ack', new AckExtension());
+    // Incoming extensions run in reverse registration order: the spy, registered last, sees the raw message.
+    cometd.registerExtension('spy', new SpyExtension(this));
+  }
+
+  get clientId() {
+    return this.cometd.getClientId();
+  }
+
+  get connectionType() {
+    return this.cometd.getTransport()?.type;
+  }
+
+  async connect() {
+    const reply = await withTimeout(new Promise((resolve) => this.cometd.handshake(resolve)), 10_000, `${this.kind} handshake`);
+    if (!reply.successful) throw new Error(`${this.kind} handshake failed: ${JSON.stringify(reply)}`);
+    this.handshakeReply = reply;
+    // The first /meta/connect answered means the session is fully up.
+    await this.replies.next((m) => m.channel === '/meta/connect' && m.successful, 10_000, 'first /meta/connect reply');
+  }
+
+  subscribe(channel, onMessage = () => {}) {
+    return withTimeout(new Promise((resolve, reject) => {
+      const handle = this.cometd.subscribe(channel, onMessage, (reply) => {
+        if (reply.successful) resolve(handle);
+        else reject(Object.assign(new Error(`subscribe ${channel} failed: ${reply.error}`), { reply }));
+      });
+    }), 10_000, `${this.kind} subscribe ${channel}`);
+  }
+
+  publish(channel, data) {
+    return withTimeout(new Promise((resolve, reject) => {
+      this.cometd.publish(channel, data, (reply) => {
+        if (reply.successful) resolve(reply);
+        else reject(Object.assign(new Error(`publish ${channel} failed: ${reply.error}`), { reply }));
+      });
+    }), 10_000, `${this.kind} publish ${channel}`);
+  }
+
+  remoteCall(target, data, timeout = 5000) {
+    return new Promise((resolve) => this.cometd.remoteCall(target, data, timeout, resolve));
+  }
+
+  async disconnect() {
+    if (this.cometd.isDisconnected()) return;
+    await withTimeout(new Promise((resolve) => this.cometd.disconnect(resolve)), 3000, `${this.kind} disconnect`).catch(() => {});
+  }
+}
+
+/** Disconnects every client, ignoring failures (used in after hooks). */
+export async function disconnectAll(clients) {
+  await Promise.all(clients.splice(0).map((c) => c.disconnect().catch(() => {})));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A TCP proxy for simulating network loss
+
+/**
+ * Forwards 127.0.0.1:<proxy.port> to the server. `blackhole()` silently drops server→client bytes
+ * (recording them), `cut()` destroys every open connection, `restore()` forwards normally again.
+ */
+export class TcpProxy {
+  constructor(targetPort) {
+    this.targetPort = targetPort;
+    this.pairs = new Set();
+    this.dropping = false;
+    this.dropped = '';
+    this.server = net.createServer((client) => this.#accept(client));
+  }
+
+  async listen() {
+    await new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(0, HOST, resolve);
+    });
+    this.port = this.server.address().port;
+    this.bayeux = `http://${HOST}:${this.port}/bayeux`;
+    return this;
+  }
+
+  #accept(client) {
+    const upstream = net.connect(this.targetPort, HOST);
+    const pair = { client, upstream };
+    this.pairs.add(pair);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      this.pairs.delete(pair);
+    };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk) => {
+      if (this.dropping) this.dropped += chunk.toString('latin1');
+      else client.write(chunk);
+    });
+  }
+
+  get connections() {
+    return this.pairs.size;
+  }
+
+  blackhole() {
+    this.dropping = true;
+    this.dropped = '';
+  }
+
+  restore() {
+    this.dropping = false;
+  }
+
+  cut() {
+    for (const { client, upstream } of [...this.pairs]) {
+      client.destroy();
+      upstream.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  async close() {
+    this.cut();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
