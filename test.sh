@@ -18,8 +18,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# Node suites: each folder under tests/ with a package.json runs under node's test runner.
+node_suites=()
+for dir in tests/interop tests/browser; do
+  [ -f "$dir/package.json" ] && node_suites+=("$dir")
+done
+
+if [ -d tests/browser ] && [ ! -x /usr/bin/chromium ]; then
+  echo "Installing chromium for the browser tests ..."
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 echo "== npm packages"
-(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error) || { echo "npm ci failed" >&2; exit 2; }
+for dir in "${node_suites[@]}"; do
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || { echo "npm ci failed in $dir" >&2; exit 2; }
+done
 
 echo "== build"
 dotnet build Tidings.slnx -c Release -nologo -clp:ErrorsOnly || { echo "0 passed, 1 failed"; exit 1; }
@@ -43,19 +56,22 @@ if ! ls "$artifacts"/dotnet/*.trx >/dev/null 2>&1; then
   failed=$((failed + 1))
 fi
 
-echo "== Node interop tests (real faye and cometd clients)"
 export TIDINGS_DEMO_DLL="$root/samples/Demo/bin/Release/net10.0/Tidings.Demo.dll"
-(cd tests/interop && node --test --test-concurrency=1 \
-  --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=tap --test-reporter-destination="$artifacts/interop.tap" ./*.test.mjs)
-p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$artifacts/interop.tap" | tail -1)
-f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$artifacts/interop.tap" | tail -1)
-if [ -z "$p" ]; then
-  echo "The interop suite wrote no summary." >&2
-  failed=$((failed + 1))
-fi
-passed=$((passed + ${p:-0}))
-failed=$((failed + ${f:-0}))
+for dir in "${node_suites[@]}"; do
+  name=$(basename "$dir")
+  echo "== Node tests: $dir"
+  (cd "$dir" && node --test --test-concurrency=1 \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$artifacts/$name.tap" ./*.test.mjs)
+  p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$artifacts/$name.tap" 2>/dev/null | tail -1)
+  f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$artifacts/$name.tap" 2>/dev/null | tail -1)
+  if [ -z "$p" ]; then
+    echo "The $name suite wrote no summary." >&2
+    failed=$((failed + 1))
+  fi
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+done
 
 echo
 echo "$passed passed, $failed failed"

@@ -31,6 +31,9 @@ internal static partial class BayeuxLog
     [LoggerMessage(9, LogLevel.Error, "Completing a held connect for {ClientId} failed.")]
     public static partial void ConnectCompletionFailed(ILogger logger, string clientId, Exception exception);
 
+    [LoggerMessage(11, LogLevel.Error, "A WebSocket connection failed.")]
+    public static partial void SocketFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(10, LogLevel.Error, "The expired-session sweep failed.")]
     public static partial void SweepFailed(ILogger logger, Exception exception);
 }

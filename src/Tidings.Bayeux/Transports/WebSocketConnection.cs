@@ -78,29 +78,42 @@ internal sealed class WebSocketConnection
     {
         var receiving = ReceiveLoopAsync();
         var sending = SendLoopAsync();
-        var first = await Task.WhenAny(receiving, sending);
-        if (first == receiving)
+        try
         {
-            // The client closed (or vanished): answer its close, then stop sending.
-            RequestClose(WebSocketCloseStatus.NormalClosure, "closing");
-            await WaitOrAbortAsync(sending);
+            var first = await Task.WhenAny(receiving, sending);
+            if (first == receiving)
+            {
+                // The client closed (or vanished, or the loop failed): answer its close, then stop sending.
+                RequestClose(receiving.IsFaulted ? WebSocketCloseStatus.InternalServerError : WebSocketCloseStatus.NormalClosure, "closing");
+                await WaitOrAbortAsync(sending);
+            }
+            else
+            {
+                // We closed: give the client a moment to answer the close frame.
+                await WaitOrAbortAsync(receiving);
+            }
         }
-        else
+        finally
         {
-            // We closed: give the client a moment to answer the close frame.
-            await WaitOrAbortAsync(receiving);
-        }
+            await _aborted.CancelAsync();
+            lock (_gate)
+            {
+                _waiter?.TrySetResult();
+            }
 
-        await _aborted.CancelAsync();
-        lock (_gate)
-        {
-            _waiter?.TrySetResult();
-        }
+            try
+            {
+                await Task.WhenAll(receiving, sending);
+            }
+            catch (Exception ex)
+            {
+                BayeuxLog.SocketFailed(_server.Logger, ex);
+            }
 
-        await Task.WhenAll(receiving, sending);
-        var session = _session;
-        session?.DetachSocket(this);
-        _socket.Dispose();
+            // Whatever happened, the session must stop pointing at this socket and keep what it had not sent.
+            _session?.DetachSocket(this);
+            _socket.Dispose();
+        }
     }
 
     private async Task WaitOrAbortAsync(Task other)
