@@ -102,7 +102,8 @@ public sealed partial class SqliteStore : ITidingsStore
                 carried = null;
             }
 
-            while (batch.Count < _options.MaxBatch && reader.TryRead(out var next))
+            // A batch is either one sequenced read or a group of writes, never both.
+            while (batch.Count < _options.MaxBatch && !(batch.Count > 0 && batch[0].Sequenced) && reader.TryRead(out var next))
             {
                 if (next.Sequenced && batch.Count > 0)
                 {

@@ -23,7 +23,8 @@ public static class ChangeEvents
         writer.WriteNumber("seq", change.Seq);
     });
 
-    public static byte[] SnapshotOf(IReadOnlyList<StoredRecord> items, long seq, string epoch) => Write(writer =>
+    /// <summary>The initial state; <paramref name="truncated"/> marks one cut at <c>Tidings:MaxSnapshotItems</c>.</summary>
+    public static byte[] SnapshotOf(IReadOnlyList<StoredRecord> items, long seq, string epoch, bool truncated = false) => Write(writer =>
     {
         writer.WriteString("method", Snapshot);
         writer.WriteStartArray("items");
@@ -35,6 +36,10 @@ public static class ChangeEvents
         writer.WriteEndArray();
         writer.WriteNumber("seq", seq);
         writer.WriteString("epoch", epoch);
+        if (truncated)
+        {
+            writer.WriteBoolean("truncated", true);
+        }
     });
 
     public static byte[] ResetTo(long seq, string epoch) => Write(writer =>

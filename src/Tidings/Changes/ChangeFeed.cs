@@ -51,7 +51,7 @@ public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry,
         }
 
         long since = 0;
-        if (hasSince && !sinceField.TryGetInt64(out since) || since < 0)
+        if ((hasSince && (sinceField.ValueKind != JsonValueKind.Number || !sinceField.TryGetInt64(out since))) || since < 0)
         {
             context.Refuse(BayeuxError.Format(400, "since", "ext.since must be a non-negative integer"));
             return;
@@ -64,8 +64,11 @@ public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry,
             var position = reader.GetPosition(pattern);
             if (wantsSnapshot)
             {
-                var items = reader.List(pattern, options.MaxSnapshotItems);
-                context.Send(Delivery.CreateRaw(pattern, ChangeEvents.SnapshotOf(items, position.Seq, reader.Epoch)));
+                // One more than the limit tells whether the snapshot is whole; a partial one says so.
+                var items = reader.List(pattern, options.MaxSnapshotItems + 1);
+                var truncated = items.Count > options.MaxSnapshotItems;
+                context.Send(Delivery.CreateRaw(pattern,
+                    ChangeEvents.SnapshotOf(truncated ? items.Take(options.MaxSnapshotItems).ToList() : items, position.Seq, reader.Epoch, truncated)));
             }
             else if (epoch != reader.Epoch || !position.CanReplayFrom(since) || position.Seq - since > options.MaxReplay)
             {

@@ -50,12 +50,14 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             return;
         }
 
-        var (items, position, epoch) = await store.ReadAsync(r => (r.List(target.Path, options.MaxListItems), r.GetPosition(target.Path), r.Epoch),
+        // One more than the limit tells whether the list is whole; a partial one says "truncated": true.
+        var (items, position, epoch) = await store.ReadAsync(r => (r.List(target.Path, options.MaxListItems + 1), r.GetPosition(target.Path), r.Epoch),
             context.RequestAborted);
+        var truncated = items.Count > options.MaxListItems;
         await WriteJsonAsync(context, StatusCodes.Status200OK, w =>
         {
             w.WriteStartArray("items");
-            foreach (var item in items)
+            foreach (var item in items.Take(options.MaxListItems))
             {
                 w.WriteRawValue(item.Json, skipInputValidation: true);
             }
@@ -63,6 +65,10 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             w.WriteEndArray();
             w.WriteNumber("seq", position.Seq);
             w.WriteString("epoch", epoch);
+            if (truncated)
+            {
+                w.WriteBoolean("truncated", true);
+            }
         });
     }
 
