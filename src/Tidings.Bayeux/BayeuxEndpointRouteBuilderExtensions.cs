@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Tidings.Bayeux.Server;
 using Tidings.Bayeux.Transports;
 
@@ -24,6 +25,10 @@ public static class BayeuxEndpointRouteBuilderExtensions
             // WebSocket upgrades need the middleware ahead of endpoint execution; keep-alive is set per accept.
             app.UseWebSockets();
         }
+
+        // Answer held connects and close sockets as soon as the host starts stopping; otherwise shutdown waits
+        // for every open long-poll and WebSocket request to time out.
+        endpoints.ServiceProvider.GetService<IHostApplicationLifetime>()?.ApplicationStopping.Register(server.Shutdown);
 
         var handler = new BayeuxHttpHandler(server);
         var group = endpoints.MapGroup(pattern);

@@ -91,6 +91,7 @@ describe('publish/subscribe', () => {
         await client.subscribe(`${root}/deep/**`);
         await client.subscribe(`${root}/dup/y`);
         await client.subscribe(`${root}/dup/*`);
+        await client.subscribe(`${root}/mid/*/end`); // Tidings: an inner '*' stands for one segment
         const publisher = publishers['faye-websocket'];
         const sent = [
           [`${root}/one/a`, true],
@@ -101,6 +102,10 @@ describe('publish/subscribe', () => {
           [`${root}/dup/y`, true],
           [`${root}/dup/z`, true],
           [`${root}/dupe/y`, false],
+          [`${root}/mid/x/end`, true],
+          [`${root}/mid/x/y/end`, false],
+          [`${root}/mid/x`, false],
+          [`${root}/mid/x/end/more`, false],
           [`${root}/last`, false],
         ];
         for (const [channel] of sent) await publisher.publish(channel, { channel });
@@ -130,6 +135,7 @@ describe('publish/subscribe', () => {
         const watcher = await connectClient('faye-websocket', server);
         clients.push(watcher);
         await watcher.subscribe('/**');
+        await watcher.subscribe('/*/echo'); // an inner wildcard must not reach into /service either
         const client = publishers[kind];
         const payload = { question: 'ping', n: 7 };
         const reply = await client.remoteCall('echo', payload, 5000);

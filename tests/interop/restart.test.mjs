@@ -4,7 +4,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startServer, connectClient, disconnectAll, CLIENT_KINDS, RawClient, FayeAdapter, CometdAdapter, withTimeout } from './server.mjs';
+import { startServer, connectClient, disconnectAll, CLIENT_KINDS, RawClient, FayeAdapter, CometdAdapter, withTimeout, quietPeriod } from './server.mjs';
 
 const CHANNEL = '/restart/news';
 
@@ -96,5 +96,21 @@ describe('server restart', () => {
       assert.match(reply.error, /^401:/);
       assert.equal(reply.advice?.reconnect, 'handshake');
     }
+  });
+
+  it('SIGTERM with live clients: held connects are answered, websockets closed, and the process exits promptly', async () => {
+    const live = [];
+    for (const kind of ['faye-websocket', 'cometd-websocket', 'cometd-long-polling']) live.push(await connectClient(kind, server));
+    clients.push(...live);
+    const raw = new RawClient(server);
+    await raw.handshake();
+    const held = raw.connect().then((result) => ({ result }), (error) => ({ error }));
+    await quietPeriod(300); // (only to let the connect reach the server and be held)
+    const { ms, forced } = await server.stop({ killAfter: 10_000 });
+    const outcome = await withTimeout(held, 5000, 'the held connect to end');
+    await server.start(); // for the after hook and any later test
+    assert.equal(forced, false, `the server needed SIGKILL: still running ${ms} ms after SIGTERM`);
+    assert.ok(ms < 5000, `exited ${ms} ms after SIGTERM`);
+    assert.ok(outcome.result, `the held connect was answered, not dropped (${outcome.error?.cause?.code ?? outcome.error?.message})`);
   });
 });

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
+import { after as afterAll } from 'node:test';
 
 import faye from 'faye';
 import { adapt } from 'cometd-nodejs-client';
@@ -18,6 +19,13 @@ import { adapt } from 'cometd-nodejs-client';
 adapt();
 const cometdModule = await import('cometd');
 export const { CometD, AckExtension, Extension } = cometdModule;
+
+// A safety net: if a client library keeps retrying after a failed test (timers, sockets), the test
+// file's process would never exit. Once every test and hook of the file is done, give the reporter a
+// moment, then exit with the file's result.
+afterAll(() => {
+  setTimeout(() => process.exit(), 3000).unref();
+});
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -128,7 +136,12 @@ export function freePort() {
  */
 export async function startServer(config = {}, { port } = {}) {
   const server = new TidingsServer(config, port ?? await freePort());
-  await server.start();
+  try {
+    await server.start();
+  } catch (error) {
+    await server.dispose(); // never leave a half-started process behind
+    throw error;
+  }
   return server;
 }
 
@@ -182,16 +195,23 @@ export class TidingsServer {
     return this.log.join('').slice(-8000);
   }
 
-  async stop() {
+  /**
+   * SIGTERM, then SIGKILL if the process has not exited after `killAfter` ms.
+   * Returns { ms, forced } (forced: SIGKILL was needed).
+   */
+  async stop({ killAfter = 5000 } = {}) {
     const child = this.child;
-    if (!child) return;
+    if (!child) return { ms: 0, forced: false };
     this.child = null;
+    const started = Date.now();
+    let forced = false;
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const killer = setTimeout(() => { forced = true; child.kill('SIGKILL'); }, killAfter);
       await child.exitedPromise;
       clearTimeout(killer);
     }
+    return { ms: Date.now() - started, forced };
   }
 
   /** Stops the process and starts a new one on the same port (all sessions are lost). */

@@ -81,8 +81,10 @@ public sealed partial class BayeuxServer
                 reply.Advice = HandshakeAdvice();
             }
         }
-        else
+        else if (reason != ConnectRelease.Superseded)
         {
+            // A superseded connect is answered empty: its client has already moved on to the newer one, which
+            // is where waiting deliveries must go (the older response is often a dead connection).
             deliveries = session.TakeForConnect(out var ackBatch);
             if (ackBatch is { } batch)
             {
@@ -166,9 +168,16 @@ public sealed partial class BayeuxServer
             return reply.Fail(BayeuxError.ConnectionTypeMismatch(string.Join(',', types)));
         }
 
+        if (_stopping)
+        {
+            // A session made now would die with this process; the client retries and reaches the next one.
+            reply.Advice = new JsonObject { ["reconnect"] = "handshake", ["interval"] = 1000 };
+            return reply.Fail(BayeuxError.Format(503, string.Empty, "Server is shutting down"));
+        }
+
         if (_sessions.Count >= Options.MaxSessions)
         {
-            return reply.Fail(BayeuxError.Format(503, string.Empty, "Too many sessions (Bayeux:MaxSessions)"));
+            return reply.Fail(BayeuxError.Format(503, string.Empty, "Too many sessions (Bayeux.MaxSessions)"));
         }
 
         var ack = Options.EnableAckExtension && message.TryGetExt("ack", out var ackField) && ackField.ValueKind == JsonValueKind.True;

@@ -19,6 +19,8 @@ public sealed partial class BayeuxServer : IDisposable
     private readonly ConcurrentDictionary<string, BayeuxServiceHandler> _services = new(StringComparer.Ordinal);
     private readonly IBayeuxExtension[] _extensions;
     private volatile IBayeuxChannelHandler[] _channelHandlers = [];
+    private readonly ConcurrentDictionary<Transports.WebSocketConnection, byte> _sockets = new();
+    private volatile bool _stopping;
     private readonly ILogger _logger;
     private readonly ITimer _sweeper;
 
@@ -162,13 +164,41 @@ public sealed partial class BayeuxServer : IDisposable
         }
     }
 
-    public void Dispose()
+    internal void Track(Transports.WebSocketConnection socket, bool open)
     {
-        _sweeper.Dispose();
+        if (open)
+        {
+            _sockets.TryAdd(socket, 0);
+        }
+        else
+        {
+            _sockets.TryRemove(socket, out _);
+        }
+    }
+
+    /// <summary>
+    /// Ends every session and closes every WebSocket (1001, going away), so held connects are answered with
+    /// "handshake again" and the host can stop at once instead of waiting out open requests. Called when
+    /// the application starts stopping.
+    /// </summary>
+    public void Shutdown()
+    {
+        _stopping = true;
         foreach (var session in _sessions.Values)
         {
             CloseSession(session, SessionCloseReason.ServerShutdown);
         }
+
+        foreach (var socket in _sockets.Keys)
+        {
+            socket.CloseGoingAway();
+        }
+    }
+
+    public void Dispose()
+    {
+        _sweeper.Dispose();
+        Shutdown();
     }
 
     private static void EnsurePublishable(string channel)

@@ -74,8 +74,12 @@ internal sealed class WebSocketConnection
     /// <summary>Closes the socket after what is queued (used when the session broke a limit).</summary>
     public void CloseForPolicy(string reason) => RequestClose(WebSocketCloseStatus.PolicyViolation, reason);
 
+    /// <summary>Closes the socket because the server is stopping.</summary>
+    public void CloseGoingAway() => RequestClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down");
+
     public async Task RunAsync()
     {
+        _server.Track(this, open: true);
         var receiving = ReceiveLoopAsync();
         var sending = SendLoopAsync();
         try
@@ -112,6 +116,7 @@ internal sealed class WebSocketConnection
 
             // Whatever happened, the session must stop pointing at this socket and keep what it had not sent.
             _session?.DetachSocket(this);
+            _server.Track(this, open: false);
             _socket.Dispose();
         }
     }

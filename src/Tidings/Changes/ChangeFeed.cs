@@ -103,7 +103,7 @@ public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry,
             || !data.TryGetProperty("method", out var methodField) || methodField.ValueKind != JsonValueKind.String
             || !data.TryGetProperty("body", out var bodyField) || bodyField.ValueKind != JsonValueKind.Object)
         {
-            call.Fail(BayeuxError.Format(400, "data", "a write is {method: POST|PUT|PATCH|DELETE, body: {…}}"));
+            call.Fail(BayeuxError.Format(400, "data", "a write is an object with method (POST PUT PATCH or DELETE) and body"));
             return;
         }
 
@@ -155,7 +155,7 @@ public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry,
     private static string ToBayeuxError(WriteOutcome outcome) => outcome.Status switch
     {
         WriteStatus.NotFound => BayeuxError.Format(404, "id", "no such record"),
-        WriteStatus.VersionMismatch => BayeuxError.Format(412, "version", "the record has changed; reload it and try again"),
+        WriteStatus.VersionMismatch => BayeuxError.Format(412, "version", "the record has changed - reload it and try again"),
         _ => BayeuxError.Format(422, string.Join(',', outcome.Errors?.Keys ?? []),
             string.Join(" ", outcome.Errors?.Values.SelectMany(m => m) ?? ["invalid record"])),
     };

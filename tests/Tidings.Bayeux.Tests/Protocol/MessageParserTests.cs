@@ -91,7 +91,7 @@ public sealed class MessageParserTests
 
         Assert.False(TryParse(three, out _, out var error, maxMessages: 2));
         Assert.StartsWith("413:", error, StringComparison.Ordinal);
-        Assert.Contains("Bayeux:MaxMessagesPerBatch", error, StringComparison.Ordinal);
+        Assert.Contains("Bayeux.MaxMessagesPerBatch", error, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -105,7 +105,7 @@ public sealed class MessageParserTests
         Assert.Null(messages[0].ParseError);
         var oversized = messages[1];
         Assert.StartsWith("413:", oversized.ParseError, StringComparison.Ordinal);
-        Assert.Contains("Bayeux:MaxMessageBytes", oversized.ParseError, StringComparison.Ordinal);
+        Assert.Contains("Bayeux.MaxMessageBytes", oversized.ParseError, StringComparison.Ordinal);
         Assert.Equal("/big", oversized.Channel);
         Assert.Equal("abc", oversized.ClientId);
         Assert.Equal("7", oversized.Id?.GetString());

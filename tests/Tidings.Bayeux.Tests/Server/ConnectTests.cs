@@ -186,6 +186,24 @@ public sealed class ConnectTests
     }
 
     [Fact]
+    public async Task A_superseded_connect_leaves_waiting_deliveries_for_the_newer_connect()
+    {
+        using var h = NewHarness();
+        var clientId = await h.SubscriberAsync("/chat");
+        var older = await h.ConnectAsync(clientId);
+
+        // The delivery lands after the newer connect took over but, possibly, before the older one is answered.
+        var newer = await h.ConnectAsync(clientId);
+        h.Server.Publish("/chat", System.Text.Json.JsonSerializer.SerializeToElement(1));
+
+        var olderResult = await older.ResultAsync();
+        var newerResult = await newer.ResultAsync();
+        Assert.Equal(ConnectRelease.Superseded, olderResult.Reason);
+        Assert.Empty(olderResult.Deliveries);
+        Assert.Equal(["""{"channel":"/chat","data":1}"""], newerResult.Deliveries);
+    }
+
+    [Fact]
     public async Task A_disconnect_releases_the_held_connect_with_advice_not_to_reconnect()
     {
         using var h = NewHarness();

@@ -143,7 +143,7 @@ public sealed class HandshakeTests
         var reply = await h.RequestAsync("""{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}""");
 
         ReplyAssert.FailedWith(503, reply);
-        Assert.Contains("Bayeux:MaxSessions", reply.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Contains("Bayeux.MaxSessions", reply.GetProperty("error").GetString(), StringComparison.Ordinal);
         Assert.Equal(2, h.Server.SessionCount);
     }
 

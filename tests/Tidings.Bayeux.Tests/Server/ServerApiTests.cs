@@ -138,4 +138,22 @@ public sealed class ServerApiTests
         Assert.Equal(0, h.Server.SessionCount);
         Assert.Equal(0, h.Time.ActiveTimerCount);
     }
+
+    [Fact]
+    public async Task Shutting_down_answers_held_connects_with_handshake_advice_and_refuses_new_handshakes()
+    {
+        using var h = new BayeuxHarness();
+        var clientId = await h.HandshakeAsync();
+        var connect = await h.ConnectAsync(clientId);
+
+        h.Server.Shutdown();
+
+        var result = await connect.ResultAsync();
+        Assert.Equal(ConnectRelease.SessionClosed, result.Reason);
+        Assert.Equal(0, h.Server.SessionCount);
+        var refused = await h.RequestAsync("""{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"id":"h"}""");
+        ReplyAssert.FailedWith(503, refused);
+        Assert.Equal("handshake", refused.GetProperty("advice").GetProperty("reconnect").GetString());
+        Assert.Equal(0, h.Server.SessionCount);
+    }
 }

@@ -108,7 +108,7 @@ public sealed class SubscribeTests
         var reply = await h.SubscribeAsync(clientId, """["/c","/d"]""");
 
         ReplyAssert.FailedWith(429, reply);
-        Assert.Contains("Bayeux:MaxSubscriptionsPerSession", reply.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Contains("Bayeux.MaxSubscriptionsPerSession", reply.GetProperty("error").GetString(), StringComparison.Ordinal);
         Assert.True(h.Server.TryGetSession(clientId, out var session));
         Assert.Equal(["/a", "/b"], session.Subscriptions.Order(StringComparer.Ordinal));
         ReplyAssert.Succeeded(await h.SubscribeAsync(clientId, "\"/c\""));
