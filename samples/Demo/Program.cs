@@ -1,5 +1,9 @@
+using System.Security.Claims;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Authentication;
 using Tidings;
+using Tidings.Access;
+using Tidings.Identity;
 using Tidings.Bayeux.Server;
 using Tidings.Sqlite;
 
@@ -19,9 +23,22 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(
 var dataDirectory = Path.GetFullPath(builder.Configuration["data"] ?? "data");
 Directory.CreateDirectory(dataDirectory);
 
+const string TaskSchema = """
+    {
+      "type": "object",
+      "properties": {
+        "title": { "type": "string", "minLength": 1, "maxLength": 500 },
+        "done": { "type": "boolean" }
+      },
+      "required": ["title"]
+    }
+    """;
+
 builder.Services.AddTidings()
     .UseSqlite(Path.Combine(dataDirectory, "tidings.db"))
+    .AddIdentity(identity => identity.SigningKey ??= DemoSigningKey(dataDirectory))
     .AddCollection("/api/todos", todos => todos
+        .Public()
         .Schema("""
             {
               "type": "object",
@@ -49,8 +66,24 @@ builder.Services.AddTidings()
             }
             """)
         .Writable("content", "tags", "uuid")
-        // Anonymous until sign-in lands with the authorization work.
-        .Stamp("user", ctx => ctx.User?.Identity?.Name ?? "anonymous"));
+        .Stamp("user", ctx => ctx.User?.Identity?.Name)
+        // Flows need sign-in; a message is editable and deletable only by its author.
+        .Access(a => a
+            .List(AccessRule.SignedIn)
+            .Create(AccessRule.SignedIn)
+            .Update(AccessRule.RecordUser("user"))
+            .Delete(AccessRule.RecordUser("user"))))
+    // Every signed-in user reads anyone's tasks; only {user} changes their own.
+    .AddCollection("/api/users/{user}/tasks", tasks => tasks
+        .Schema(TaskSchema)
+        .Writable("title", "done")
+        .Default("done", false)
+        .Access(a => a.List(AccessRule.SignedIn).Write(AccessRule.RouteUser("user"))))
+    // Only {user} reads or writes their notes.
+    .AddCollection("/api/users/{user}/notes", notes => notes
+        .Schema("""{ "type": "object", "properties": { "text": { "type": "string", "maxLength": 10000 } }, "required": ["text"] }""")
+        .Writable("text")
+        .Access(a => a.List(AccessRule.RouteUser("user")).Write(AccessRule.RouteUser("user"))));
 
 var app = builder.Build();
 app.UseDefaultFiles();
@@ -66,5 +99,41 @@ bayeux.MapService("/service/echo", (call, _) =>
     return ValueTask.CompletedTask;
 });
 
+// Sign-in by name (a demo, not a password system): sets the cookie for browsers and returns a token for
+// clients that cannot use cookies (ext.token in a Bayeux handshake, or Authorization: Bearer).
+app.MapPost("/api/session", async (HttpContext http, SignIn body, TidingsTokens tokens) =>
+{
+    var name = body.Name?.Trim() ?? "";
+    if (name.Length is 0 or > 40 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+    {
+        return Results.Problem(statusCode: 400, title: "Invalid name", detail: "Use 1-40 letters, digits, '-' or '_'.");
+    }
+
+    var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, name)], TidingsIdentityOptions.CookieScheme);
+    await http.SignInAsync(TidingsIdentityOptions.CookieScheme, new ClaimsPrincipal(identity));
+    return Results.Ok(new { name, token = tokens.Issue(name) });
+});
+app.MapGet("/api/session", (HttpContext http) =>
+    http.User.Identity?.IsAuthenticated == true ? Results.Ok(new { name = http.User.Identity.Name }) : Results.Ok(new { name = (string?)null }));
+app.MapDelete("/api/session", async (HttpContext http) =>
+{
+    await http.SignOutAsync(TidingsIdentityOptions.CookieScheme);
+    return Results.NoContent();
+});
+
 app.Logger.LogInformation("Tidings demo: data in {DataDirectory}", dataDirectory);
 app.Run();
+
+// The demo keeps its token key next to its data, so tokens survive restarts.
+static string DemoSigningKey(string dataDirectory)
+{
+    var file = Path.Combine(dataDirectory, "signing.key");
+    if (!File.Exists(file))
+    {
+        File.WriteAllText(file, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
+    }
+
+    return File.ReadAllText(file).Trim();
+}
+
+internal sealed record SignIn(string? Name);

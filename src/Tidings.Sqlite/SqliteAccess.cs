@@ -54,7 +54,7 @@ public sealed partial class SqliteStore
 
         public IReadOnlyList<ChangeEntry> ChangesSince(string path, long since, int max)
         {
-            using var command = Command("SELECT seq, method, body, at FROM changes WHERE path = $path AND seq > $since ORDER BY seq LIMIT $max;");
+            using var command = Command("SELECT seq, method, body, at, previous FROM changes WHERE path = $path AND seq > $since ORDER BY seq LIMIT $max;");
             command.Parameters.AddWithValue("$path", path);
             command.Parameters.AddWithValue("$since", since);
             command.Parameters.AddWithValue("$max", max);
@@ -63,7 +63,7 @@ public sealed partial class SqliteStore
             while (reader.Read())
             {
                 changes.Add(new ChangeEntry(path, reader.GetInt64(0), reader.GetString(1), reader.GetString(2),
-                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
+                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)), reader.IsDBNull(4) ? null : reader.GetString(4)));
             }
 
             return changes;
@@ -90,7 +90,7 @@ public sealed partial class SqliteStore
             return command.ExecuteNonQuery() > 0;
         }
 
-        public ChangeEntry Append(string path, string method, string bodyJson)
+        public ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null)
         {
             using var bump = Command("""
                 INSERT INTO channels (path, seq) VALUES ($path, 1)
@@ -101,7 +101,8 @@ public sealed partial class SqliteStore
             var seq = (long)bump.ExecuteScalar()!;
             var at = store._time.GetUtcNow();
 
-            using var insert = Command("INSERT INTO changes (path, seq, method, body, at) VALUES ($path, $seq, $method, $body, $at);");
+            using var insert = Command("INSERT INTO changes (path, seq, method, body, at, previous) VALUES ($path, $seq, $method, $body, $at, $previous);");
+            insert.Parameters.AddWithValue("$previous", (object?)previousJson ?? DBNull.Value);
             insert.Parameters.AddWithValue("$path", path);
             insert.Parameters.AddWithValue("$seq", seq);
             insert.Parameters.AddWithValue("$method", method);
@@ -118,7 +119,7 @@ public sealed partial class SqliteStore
                 trim.ExecuteNonQuery();
             }
 
-            var entry = new ChangeEntry(path, seq, method, bodyJson, at);
+            var entry = new ChangeEntry(path, seq, method, bodyJson, at, previousJson);
             Appended.Add(entry);
             return entry;
         }

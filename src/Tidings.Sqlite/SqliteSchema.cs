@@ -33,6 +33,7 @@ internal static class SqliteSchema
             method TEXT NOT NULL,
             body   TEXT NOT NULL,
             at     INTEGER NOT NULL,  -- unix milliseconds
+            previous TEXT,            -- the record before an update (authorization of removals)
             PRIMARY KEY (path, seq)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS changes_at ON changes (at);

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Tidings.Bayeux;
@@ -22,11 +23,18 @@ public static class TidingsEndpointRouteBuilderExtensions
                 "No Tidings store is registered. Call '.UseSqlite(path)' on the builder that AddTidings() returns.");
         }
 
+        if (endpoints is IApplicationBuilder app)
+        {
+            app.UseRateLimiter();
+        }
+
         foreach (var collection in registry.Collections)
         {
             CollectionEndpoints.Map(endpoints, collection);
         }
 
-        return endpoints.MapBayeux(services.GetRequiredService<TidingsOptions>().BayeuxPath);
+        var options = services.GetRequiredService<TidingsOptions>();
+        endpoints.MapGet(options.SchemaPath, () => Results.Json(SchemaExport.Describe(registry)));
+        return endpoints.MapBayeux(options.BayeuxPath);
     }
 }

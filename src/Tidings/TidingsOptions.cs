@@ -21,6 +21,21 @@ public sealed class TidingsOptions
     /// <summary>The most items an initial-state (SNAPSHOT) message carries.</summary>
     public int MaxSnapshotItems { get; set; } = DefaultMaxSnapshotItems;
 
+    /// <summary>Publishes (socket writes included) one Bayeux session may make per second, sustained.</summary>
+    public double PublishesPerSecond { get; set; } = 50;
+
+    /// <summary>Publishes one Bayeux session may make in a burst.</summary>
+    public int PublishBurst { get; set; } = 100;
+
+    /// <summary>REST requests one user (or, signed out, one address) may make per second, sustained.</summary>
+    public int RequestsPerSecond { get; set; } = 100;
+
+    /// <summary>REST requests one user or address may make in a burst.</summary>
+    public int RequestBurst { get; set; } = 200;
+
+    /// <summary>Where each collection's JSON Schema, writable fields and access summary are published.</summary>
+    public string SchemaPath { get; set; } = "/tidings/schema";
+
     /// <summary>Where the Bayeux endpoint is mapped.</summary>
     public string BayeuxPath { get; set; } = "/bayeux";
 }

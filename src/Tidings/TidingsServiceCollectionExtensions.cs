@@ -1,3 +1,8 @@
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -6,6 +11,8 @@ using Tidings.Bayeux;
 using Tidings.Bayeux.Server;
 using Tidings.Changes;
 using Tidings.Collections;
+using Tidings.Http;
+using Tidings.Identity;
 using Tidings.Storage;
 using Tidings.Writes;
 
@@ -31,9 +38,39 @@ public static class TidingsServiceCollectionExtensions
         services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<TidingsOptions>>().Value);
         services.TryAddSingleton(sp => new CollectionWriter(sp.GetRequiredService<ITidingsStore>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<ChangeFeed>();
+        services.TryAddSingleton<OriginPolicy>();
         services.AddHostedService<TidingsStartup>();
+        bayeux.AddExtension<BayeuxRateLimitExtension>();
+        AddRestRateLimit(services);
         return new TidingsBuilder(services, registry, bayeux);
     }
+
+    /// <summary>The name of the REST rate-limit policy every collection endpoint requires.</summary>
+    public const string RateLimitPolicy = "tidings";
+
+    // Per user when signed in, per client address otherwise; 429 problem+json beyond it.
+    private static void AddRestRateLimit(IServiceCollection services) =>
+        services.AddRateLimiter(limiter =>
+        {
+            limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            limiter.OnRejected = (context, _) => new ValueTask(Problems.Write(context.HttpContext, StatusCodes.Status429TooManyRequests,
+                "Too many requests", "Slow down and retry shortly (Tidings:RequestsPerSecond)."));
+            limiter.AddPolicy(RateLimitPolicy, http =>
+            {
+                var options = http.RequestServices.GetRequiredService<TidingsOptions>();
+                var key = http.User.Identity?.IsAuthenticated == true
+                    ? "user:" + http.User.Identity.Name
+                    : "ip:" + http.Connection.RemoteIpAddress;
+                return RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
+                {
+                    TokenLimit = options.RequestBurst,
+                    TokensPerPeriod = options.RequestsPerSecond,
+                    ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                    QueueLimit = 0,
+                    AutoReplenishment = true,
+                });
+            });
+        });
 }
 
 /// <summary>Declares collections and picks the store.</summary>
@@ -50,6 +87,41 @@ public sealed class TidingsBuilder
 
     public IServiceCollection Services { get; }
     public BayeuxBuilder Bayeux { get; }
+
+    /// <summary>
+    /// Signs users in: a cookie (for browsers) or a bearer token (<c>Authorization</c>, or <c>ext.token</c> in a Bayeux
+    /// handshake) issued by <see cref="TidingsTokens"/>. Settings come from <c>Tidings:Identity</c>.
+    /// </summary>
+    public TidingsBuilder AddIdentity(Action<TidingsIdentityOptions>? configure = null)
+    {
+        Services.AddOptions<TidingsIdentityOptions>().BindConfiguration(TidingsIdentityOptions.SectionName);
+        if (configure is not null)
+        {
+            Services.Configure(configure);
+        }
+
+        Services.TryAddSingleton<TidingsTokens>();
+        Services.AddAuthentication(TidingsIdentityOptions.PolicyScheme)
+            .AddPolicyScheme(TidingsIdentityOptions.PolicyScheme, "Cookie or bearer token", policy =>
+                policy.ForwardDefaultSelector = http => http.Request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
+                    ? TidingsIdentityOptions.BearerScheme
+                    : TidingsIdentityOptions.CookieScheme)
+            .AddCookie(TidingsIdentityOptions.CookieScheme, cookie =>
+            {
+                cookie.Cookie.Name = "tidings";
+                cookie.Cookie.HttpOnly = true;
+                cookie.Cookie.SameSite = SameSiteMode.Lax;
+                cookie.SlidingExpiration = true;
+                cookie.Events.OnRedirectToLogin = c =>
+                {
+                    c.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                    return Task.CompletedTask;
+                };
+            })
+            .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(TidingsIdentityOptions.BearerScheme, null);
+        Bayeux.AddExtension<BayeuxIdentityExtension>();
+        return this;
+    }
 
     /// <summary>Declares a collection at <paramref name="routeTemplate"/>, e.g. <c>/api/flows/{flow}/messages</c>.</summary>
     public TidingsBuilder AddCollection(string routeTemplate, Action<CollectionBuilder> configure)

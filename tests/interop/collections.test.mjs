@@ -1,6 +1,8 @@
 // Live collections through the real clients: REST writes and socket writes reach faye/cometd subscribers as
 // {method, body, seq} on the collection's channel; a client that was away catches up exactly with
 // ext {since, epoch} — including across a server restart, where the data (and the epoch) survive.
+// Flows need sign-in in the demo: the tests sign in by name and present the token (REST: Authorization,
+// Bayeux: ext.token on handshake).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -9,10 +11,20 @@ import { startServer, connectClient, disconnectAll, FayeAdapter, quietPeriod } f
 
 const TODOS = '/api/todos';
 
+let token;
+
+async function signIn(server, name) {
+  const response = await fetch(`${server.base}/api/session`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }),
+  });
+  assert.equal(response.status, 200);
+  return (await response.json()).token;
+}
+
 async function rest(server, method, path, body) {
   const response = await fetch(server.base + path, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
@@ -24,7 +36,7 @@ async function rest(server, method, path, body) {
  * every subscribe, including the re-subscribe faye does by itself after a re-handshake.
  */
 function catchingUpFaye(kind, server, channel, position) {
-  const adapter = new FayeAdapter(kind, server);
+  const adapter = new FayeAdapter(kind, server, { token });
   adapter.client.addExtension({
     outgoing: (message, callback) => {
       if (message.channel === '/meta/subscribe' && message.subscription === channel && position.epoch) {
@@ -51,6 +63,7 @@ describe('live collections over Bayeux', () => {
 
   before(async () => {
     server = await startServer({ ConnectTimeout: '00:00:05', SessionGrace: '00:00:05' });
+    token = await signIn(server, 'interop');
   });
 
   after(async () => {
@@ -61,7 +74,7 @@ describe('live collections over Bayeux', () => {
   for (const kind of ['faye-websocket', 'faye-long-polling', 'cometd-websocket', 'cometd-long-polling']) {
     it(`${kind} receives the events of REST writes in seq order`, async () => {
       const flow = `/api/flows/${kind}-${randomUUID().slice(0, 8)}/messages`;
-      const client = await connectClient(kind, server);
+      const client = await connectClient(kind, server, { token });
       clients.push(client);
       await client.subscribe(flow);
 
@@ -83,8 +96,8 @@ describe('live collections over Bayeux', () => {
 
   it('a socket write from faye is validated like REST, answered in the publish reply and broadcast to others', async () => {
     const flow = `/api/flows/socket-${randomUUID().slice(0, 8)}/messages`;
-    const writer = await connectClient('faye-websocket', server);
-    const watcher = await connectClient('cometd-long-polling', server);
+    const writer = await connectClient('faye-websocket', server, { token });
+    const watcher = await connectClient('cometd-long-polling', server, { token });
     clients.push(writer, watcher);
     await watcher.subscribe(flow);
 
@@ -93,7 +106,7 @@ describe('live collections over Bayeux', () => {
     const reply = await writer.replies.next((m) => m.channel === flow && m.successful, 5000, 'publish reply');
     assert.equal(reply.ext.tidings.status, 'Created');
     assert.equal(reply.ext.tidings.record.id, uuid);
-    assert.equal(reply.ext.tidings.record.user, 'anonymous');
+    assert.equal(reply.ext.tidings.record.user, 'interop', 'the server stamps the signed-in author');
 
     const event = await watcher.deliveries.next((m) => m.channel === flow, 5000, 'the broadcast event');
     assert.deepEqual([event.data.method, event.data.seq, event.data.body.id], ['POST', 1, uuid]);
@@ -114,7 +127,7 @@ describe('live collections over Bayeux', () => {
 
   it('a faye wildcard subscription over partitions receives each partition on its own channel', async () => {
     const tag = randomUUID().slice(0, 8);
-    const client = await connectClient('faye-websocket', server);
+    const client = await connectClient('faye-websocket', server, { token });
     clients.push(client);
     await client.subscribe('/api/flows/*/messages');
 
@@ -166,7 +179,7 @@ describe('live collections over Bayeux', () => {
   it('cometd subscribes with a snapshot and gets the current state first', async () => {
     const flow = `/api/flows/snap-${randomUUID().slice(0, 8)}/messages`;
     await rest(server, 'POST', flow, { content: 'before' });
-    const client = await connectClient('cometd-websocket', server);
+    const client = await connectClient('cometd-websocket', server, { token });
     clients.push(client);
     await new Promise((resolve, reject) => client.cometd.subscribe(flow, () => {}, { ext: { snapshot: true } },
       (reply) => (reply.successful ? resolve() : reject(new Error(reply.error)))));

@@ -340,7 +340,7 @@ function record(adapter, message) {
 }
 
 export class FayeAdapter {
-  constructor(kind, server, { retry = 0.5 } = {}) {
+  constructor(kind, server, { retry = 0.5, token } = {}) {
     this.kind = kind;
     this.transport = kind.slice('faye-'.length);
     this.deliveries = new Inbox(`${kind} deliveries`);
@@ -349,6 +349,11 @@ export class FayeAdapter {
     if (this.transport === 'long-polling') this.client.disable('websocket');
     this.client.addExtension({
       incoming: (message, callback) => { record(this, message); callback(message); },
+      // A signed-in client presents its token on every handshake (faye re-handshakes by itself).
+      outgoing: (message, callback) => {
+        if (token && message.channel === '/meta/handshake') message.ext = { ...message.ext, token };
+        callback(message);
+      },
     });
   }
 
@@ -399,7 +404,8 @@ class SpyExtension extends Extension {
 }
 
 export class CometdAdapter {
-  constructor(kind, server, { ack = false, url } = {}) {
+  constructor(kind, server, { ack = false, url, token } = {}) {
+    this.token = token;
     this.kind = kind;
     this.transport = kind.slice('cometd-'.length);
     this.deliveries = new Inbox(`${kind} deliveries`);
@@ -430,7 +436,9 @@ export class CometdAdapter {
   }
 
   async connect() {
-    const reply = await withTimeout(new Promise((resolve) => this.cometd.handshake(resolve)), 10_000, `${this.kind} handshake`);
+    // Handshake props are kept by CometD and sent again on every re-handshake.
+    const props = this.token ? { ext: { token: this.token } } : {};
+    const reply = await withTimeout(new Promise((resolve) => this.cometd.handshake(props, resolve)), 10_000, `${this.kind} handshake`);
     if (!reply.successful) throw new Error(`${this.kind} handshake failed: ${JSON.stringify(reply)}`);
     this.handshakeReply = reply;
     // The first /meta/connect answered means the session is fully up.

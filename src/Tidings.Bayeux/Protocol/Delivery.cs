@@ -34,6 +34,15 @@ public sealed class Delivery
     /// <summary>The payload, parsed on first use (only server-side subscribers need it).</summary>
     public JsonElement Data => _data ??= ReadData();
 
+    /// <summary>
+    /// Decides per recipient what it gets (this delivery, another shared variant, or nothing); null lets
+    /// everyone have it. Runs on the fan-out path for every recipient: in memory, no I/O, no per-call allocation.
+    /// </summary>
+    public IDeliveryFilter? Filter { get; init; }
+
+    /// <summary>A copy of this delivery's bytes that recipients of <paramref name="filter"/> pass through.</summary>
+    public Delivery WithFilter(IDeliveryFilter filter) => new(Channel, Frame, _data) { Filter = filter };
+
     public static Delivery Create(string channel, JsonElement data)
     {
         var buffer = new ArrayBufferWriter<byte>(128);
@@ -74,4 +83,14 @@ public sealed class Delivery
         using var doc = JsonDocument.Parse(Message);
         return doc.RootElement.GetProperty("data").Clone();
     }
+}
+
+/// <summary>Per-recipient selection of a delivery (authorization on the fan-out path).</summary>
+public interface IDeliveryFilter
+{
+    /// <summary>
+    /// What <paramref name="recipient"/> receives of <paramref name="delivery"/>: the delivery itself, a
+    /// different delivery (say, a removal), or null for nothing. Server-side subscribers are not filtered.
+    /// </summary>
+    Delivery? Select(Server.BayeuxSession recipient, Delivery delivery);
 }

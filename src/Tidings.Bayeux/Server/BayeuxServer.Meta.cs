@@ -111,6 +111,7 @@ public sealed partial class BayeuxServer
             return reply.Fail(BayeuxError.ParameterMissing("channel"));
         }
 
+        var user = transport.HttpContext.User;
         if (_extensions.Length > 0)
         {
             var incoming = new BayeuxIncoming(message, session, transport);
@@ -122,13 +123,15 @@ public sealed partial class BayeuxServer
                     return reply.Fail(refused);
                 }
             }
+
+            user = incoming.User;
         }
 
         // Meta channels are matched exactly: "/meta/subscribe/x" is not "/meta/subscribe" (CVE-2020-11020).
         switch (channel)
         {
             case ChannelName.Handshake:
-                return Handshake(message, transport, reply);
+                return Handshake(message, transport, user, reply);
             case ChannelName.Connect:
                 return Connect(message, session, transport, batched, outcome, reply);
             case ChannelName.Subscribe:
@@ -144,7 +147,7 @@ public sealed partial class BayeuxServer
 
     // /meta/handshake — MUST: version, supportedConnectionTypes. MAY: minimumVersion, ext (ext.ack asks for
     // the ack extension), id. Reply: clientId, version, supportedConnectionTypes, advice.
-    private BayeuxReply Handshake(BayeuxMessage message, BayeuxTransportContext transport, BayeuxReply reply)
+    private BayeuxReply Handshake(BayeuxMessage message, BayeuxTransportContext transport, System.Security.Claims.ClaimsPrincipal user, BayeuxReply reply)
     {
         reply.Version = "1.0";
         reply.SupportedConnectionTypes = ConnectionTypes;
@@ -181,7 +184,7 @@ public sealed partial class BayeuxServer
         }
 
         var ack = Options.EnableAckExtension && message.TryGetExt("ack", out var ackField) && ackField.ValueKind == JsonValueKind.True;
-        var session = new BayeuxSession(this, NewClientId(), transport.HttpContext.User, ack, Time.GetTimestamp());
+        var session = new BayeuxSession(this, NewClientId(), user, ack, Time.GetTimestamp());
         _sessions[session.Id] = session;
         if (transport.Socket is { } socket && socket.TryBind(session))
         {

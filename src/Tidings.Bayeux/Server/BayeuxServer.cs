@@ -49,6 +49,13 @@ public sealed partial class BayeuxServer : IDisposable
         return _index.Publish(Delivery.Create(channel, data));
     }
 
+    /// <summary>Publishes a prepared delivery (e.g. one carrying a per-recipient <see cref="IDeliveryFilter"/>).</summary>
+    public int Publish(Delivery delivery)
+    {
+        EnsurePublishable(delivery.Channel);
+        return _index.Publish(delivery);
+    }
+
     /// <summary>Publishes an already-serialized UTF-8 JSON payload, so callers that hold bytes skip a parse.</summary>
     public int PublishRaw(string channel, ReadOnlySpan<byte> utf8JsonData)
     {

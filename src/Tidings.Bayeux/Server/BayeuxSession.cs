@@ -60,8 +60,22 @@ public sealed class BayeuxSession : Subscriber
     /// <summary>Why the session ended, once <see cref="IsClosed"/>.</summary>
     public SessionCloseReason? CloseReason { get; private set; }
 
-    /// <summary>Per-session values for extensions (identity, rate-limit state, …).</summary>
-    public IDictionary<string, object?> Items => _items ??= [];
+    /// <summary>A per-session value for extensions (rate-limit state, …), created once by <paramref name="create"/>.</summary>
+    public T GetOrAdd<T>(string key, Func<T> create) where T : class
+    {
+        lock (_gate)
+        {
+            _items ??= [];
+            if (_items.TryGetValue(key, out var value) && value is T existing)
+            {
+                return existing;
+            }
+
+            var created = create();
+            _items[key] = created;
+            return created;
+        }
+    }
 
     public IReadOnlyCollection<string> Subscriptions
     {

@@ -26,6 +26,12 @@ public sealed class BayeuxIncoming(BayeuxMessage message, BayeuxSession? session
     public HttpContext HttpContext => Transport.HttpContext;
     public BayeuxTransportContext Transport { get; } = transport;
 
+    /// <summary>
+    /// For a handshake: the user the new session is bound to for its whole life. Starts as the request's
+    /// <c>HttpContext.User</c>; an extension may replace it (a token in <c>ext</c>) or reduce it to anonymous.
+    /// </summary>
+    public System.Security.Claims.ClaimsPrincipal User { get; set; } = transport.HttpContext.User;
+
     /// <summary>The refusal, when an extension refused the message.</summary>
     public string? Error { get; private set; }
 

@@ -112,7 +112,7 @@ internal sealed class SubscriptionIndex
             var members = only.Snapshot();
             foreach (var subscriber in members)
             {
-                subscriber.Deliver(delivery);
+                DeliverTo(subscriber, delivery);
             }
 
             return members.Length;
@@ -133,7 +133,7 @@ internal sealed class SubscriptionIndex
                 {
                     if (seen.Add(subscriber))
                     {
-                        subscriber.Deliver(delivery);
+                        DeliverTo(subscriber, delivery);
                     }
                 }
             }
@@ -145,6 +145,21 @@ internal sealed class SubscriptionIndex
             seen.Clear();
             matched.Clear();
         }
+    }
+
+    private static void DeliverTo(Subscriber subscriber, Delivery delivery)
+    {
+        if (delivery.Filter is { } filter && subscriber is BayeuxSession session)
+        {
+            if (filter.Select(session, delivery) is { } selected)
+            {
+                session.Deliver(selected);
+            }
+
+            return;
+        }
+
+        subscriber.Deliver(delivery);
     }
 
     private sealed class SubscriberSet

@@ -13,6 +13,7 @@ public static class ChangeEvents
 {
     public const string Snapshot = "SNAPSHOT";
     public const string Reset = "RESET";
+    public const string SkipMethod = "SKIP";
 
     /// <summary>A change event; the stored record JSON is copied in as it is, not re-serialized.</summary>
     public static byte[] Change(ChangeEntry change) => Write(writer =>
@@ -40,6 +41,23 @@ public static class ChangeEvents
         {
             writer.WriteBoolean("truncated", true);
         }
+    });
+
+    /// <summary>A change this subscriber may not see: only its seq, so the sequence stays contiguous.</summary>
+    public static byte[] Skip(long seq) => Write(writer =>
+    {
+        writer.WriteString("method", SkipMethod);
+        writer.WriteNumber("seq", seq);
+    });
+
+    /// <summary>The record left this subscriber's view: delivered as a delete that carries only its id.</summary>
+    public static byte[] Removal(long seq, string id) => Write(writer =>
+    {
+        writer.WriteString("method", "DELETE");
+        writer.WriteStartObject("body");
+        writer.WriteString("id", id);
+        writer.WriteEndObject();
+        writer.WriteNumber("seq", seq);
     });
 
     public static byte[] ResetTo(long seq, string epoch) => Write(writer =>

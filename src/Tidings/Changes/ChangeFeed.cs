@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Tidings.Access;
 using Tidings.Bayeux.Protocol;
 using Tidings.Bayeux.Server;
 using Tidings.Collections;
@@ -23,7 +24,14 @@ public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry,
     {
         foreach (var change in changes)
         {
-            bayeux.PublishRaw(change.Path, ChangeEvents.Change(change));
+            var delivery = Delivery.CreateRaw(change.Path, ChangeEvents.Change(change));
+            if (registry.Resolve(change.Path) is { } target && !target.Collection.IsReadableByAnyone)
+            {
+                // Every recipient, however it subscribed (exact, wildcard, /**), passes the collection's rules.
+                delivery = delivery.WithFilter(new ChangeFilter(target, change));
+            }
+
+            bayeux.Publish(delivery);
         }
     }
 
@@ -37,16 +45,31 @@ public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry,
         var message = context.Message;
         var hasSince = message.TryGetExt("since", out var sinceField);
         var wantsSnapshot = message.TryGetExt("snapshot", out var snapshotField) && snapshotField.ValueKind == JsonValueKind.True;
-        if (!hasSince && !wantsSnapshot)
+        var pattern = context.Pattern;
+        var user = context.Session.User;
+        if (ChannelName.IsWildcard(pattern))
         {
+            if (hasSince || wantsSnapshot)
+            {
+                context.Refuse(BayeuxError.Format(400, pattern, "since and snapshot need a concrete collection channel, not a wildcard"));
+                return;
+            }
+
+            // Across partitions: each event is filtered per recipient as it is delivered.
             context.Activate();
             return;
         }
 
-        var pattern = context.Pattern;
-        if (ChannelName.IsWildcard(pattern))
+        var target = registry.Resolve(pattern)!;
+        if (!target.Collection.Access.List.Allows(new AccessContext(user, target.RouteValues)))
         {
-            context.Refuse(BayeuxError.Format(400, pattern, "since and snapshot need a concrete collection channel, not a wildcard"));
+            context.Refuse(BayeuxError.Format(403, pattern, "not allowed to subscribe to this collection"));
+            return;
+        }
+
+        if (!hasSince && !wantsSnapshot)
+        {
+            context.Activate();
             return;
         }
 
@@ -65,10 +88,10 @@ public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry,
             if (wantsSnapshot)
             {
                 // One more than the limit tells whether the snapshot is whole; a partial one says so.
-                var items = reader.List(pattern, options.MaxSnapshotItems + 1);
-                var truncated = items.Count > options.MaxSnapshotItems;
-                context.Send(Delivery.CreateRaw(pattern,
-                    ChangeEvents.SnapshotOf(truncated ? items.Take(options.MaxSnapshotItems).ToList() : items, position.Seq, reader.Epoch, truncated)));
+                var stored = reader.List(pattern, options.MaxSnapshotItems + 1);
+                var truncated = stored.Count > options.MaxSnapshotItems;
+                var items = Readable(target, user, truncated ? [.. stored.Take(options.MaxSnapshotItems)] : stored);
+                context.Send(Delivery.CreateRaw(pattern, ChangeEvents.SnapshotOf(items, position.Seq, reader.Epoch, truncated)));
             }
             else if (epoch != reader.Epoch || !position.CanReplayFrom(since) || position.Seq - since > options.MaxReplay)
             {
@@ -78,7 +101,10 @@ public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry,
             {
                 foreach (var change in reader.ChangesSince(pattern, since, options.MaxReplay))
                 {
-                    context.Send(Delivery.CreateRaw(pattern, ChangeEvents.Change(change)));
+                    if (Visible(target, user, change) is { } delivery)
+                    {
+                        context.Send(delivery);
+                    }
                 }
             }
 
@@ -126,7 +152,7 @@ public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry,
                 break;
             case "DELETE":
                 outcome = Id() is { } deleteId
-                    ? await writer.DeleteAsync(target, deleteId, expectedVersion, cancellationToken)
+                    ? await writer.DeleteAsync(target, deleteId, expectedVersion, context, cancellationToken)
                     : WriteOutcome.Invalid("id", "'id' must be the UUID of the record to delete.");
                 break;
             default:
@@ -152,9 +178,31 @@ public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry,
         }
     }
 
+    /// <summary>A change as <paramref name="user"/> may see it (the event, a removal or a skip), for replays.</summary>
+    internal static Delivery? Visible(CollectionTarget target, System.Security.Claims.ClaimsPrincipal? user, ChangeEntry change) =>
+        VisibleEvent(target, user, change) is { } data ? Delivery.CreateRaw(change.Path, data) : null;
+
+    /// <summary>The event payload of <see cref="Visible"/>, for REST catch-up.</summary>
+    internal static byte[]? VisibleEvent(CollectionTarget target, System.Security.Claims.ClaimsPrincipal? user, ChangeEntry change) =>
+        target.Collection.IsReadableByAnyone ? ChangeEvents.Change(change) : new ChangeFilter(target, change).EventFor(user);
+
+    /// <summary>The records <paramref name="user"/> may read, in order.</summary>
+    internal static IReadOnlyList<StoredRecord> Readable(CollectionTarget target, System.Security.Claims.ClaimsPrincipal? user,
+        IReadOnlyList<StoredRecord> records)
+    {
+        if (target.Collection.IsReadableByAnyone)
+        {
+            return records;
+        }
+
+        var access = target.Collection.Access;
+        return [.. records.Where(r => access.CanRead(new AccessContext(user, target.RouteValues, JsonNode.Parse(r.Json)!.AsObject())))];
+    }
+
     private static string ToBayeuxError(WriteOutcome outcome) => outcome.Status switch
     {
         WriteStatus.NotFound => BayeuxError.Format(404, "id", "no such record"),
+        WriteStatus.Forbidden => BayeuxError.Format(403, string.Empty, "not allowed to make this change"),
         WriteStatus.VersionMismatch => BayeuxError.Format(412, "version", "the record has changed - reload it and try again"),
         _ => BayeuxError.Format(422, string.Join(',', outcome.Errors?.Keys ?? []),
             string.Join(" ", outcome.Errors?.Values.SelectMany(m => m) ?? ["invalid record"])),

@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using System.Text.Json.Nodes;
 using NJsonSchema;
+using Tidings.Access;
 
 namespace Tidings.Collections;
 
@@ -21,8 +22,9 @@ public sealed class CollectionDefinition
     public static readonly IReadOnlySet<string> ServerFields = new HashSet<string>(StringComparer.Ordinal) { "id", "version", "createdAt", "updatedAt" };
 
     internal CollectionDefinition(RouteTemplate route, JsonSchema schema, string schemaJson, IReadOnlySet<string> writable,
-        IReadOnlyDictionary<string, JsonNode?> defaults, IReadOnlyDictionary<string, FieldStamp> stamps)
+        IReadOnlyDictionary<string, JsonNode?> defaults, IReadOnlyDictionary<string, FieldStamp> stamps, CollectionAccess access)
     {
+        Access = access;
         Route = route;
         Schema = schema;
         SchemaJson = schemaJson;
@@ -37,6 +39,12 @@ public sealed class CollectionDefinition
     public IReadOnlySet<string> Writable { get; }
     public IReadOnlyDictionary<string, JsonNode?> Defaults { get; }
     public IReadOnlyDictionary<string, FieldStamp> Stamps { get; }
+
+    /// <summary>Who may list, read, create, update and delete; evaluated on every path (REST, socket, events).</summary>
+    public CollectionAccess Access { get; }
+
+    /// <summary>True when every subscriber may see every event, so deliveries need no per-recipient filter.</summary>
+    public bool IsReadableByAnyone => ReferenceEquals(Access.List, AccessRule.Anyone) && ReferenceEquals(Access.Read, AccessRule.Anyone);
 }
 
 /// <summary>Declares a collection: <c>AddCollection("/api/todos", c => c.Schema(…).Writable("title", …))</c>.</summary>
@@ -47,8 +55,25 @@ public sealed class CollectionBuilder
     private readonly HashSet<string> _writable = new(StringComparer.Ordinal);
     private readonly Dictionary<string, JsonNode?> _defaults = new(StringComparer.Ordinal);
     private readonly Dictionary<string, FieldStamp> _stamps = new(StringComparer.Ordinal);
+    private CollectionAccess? _access;
 
     internal CollectionBuilder(string template) => _template = template;
+
+    /// <summary>Anyone may list, read and write this collection. Public is a declaration like any other.</summary>
+    public CollectionBuilder Public()
+    {
+        _access = CollectionAccess.Public;
+        return this;
+    }
+
+    /// <summary>Declares who may do what; anything not granted is refused.</summary>
+    public CollectionBuilder Access(Action<AccessBuilder> configure)
+    {
+        var builder = new AccessBuilder();
+        configure(builder);
+        _access = builder.Build();
+        return this;
+    }
 
     /// <summary>The JSON Schema (draft 4–7 as NJsonSchema reads it) for the record's own fields.</summary>
     public CollectionBuilder Schema(string json)
@@ -112,6 +137,13 @@ public sealed class CollectionBuilder
             }
         }
 
-        return new CollectionDefinition(route, schema, schemaJson, _writable, _defaults, _stamps);
+        if (_access is null)
+        {
+            throw new InvalidOperationException(
+                $"Collection '{_template}' declares no access rules. Add .Public() to let anyone read and write it, " +
+                "or .Access(a => a.List(AccessRule.SignedIn).Create(...).Update(...).Delete(...)) to say who may do what.");
+        }
+
+        return new CollectionDefinition(route, schema, schemaJson, _writable, _defaults, _stamps, _access);
     }
 }

@@ -8,6 +8,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Net.Http.Headers;
+using Tidings.Access;
+using Tidings.Changes;
 using Tidings.Collections;
 using Tidings.Storage;
 using Tidings.Writes;
@@ -19,20 +21,23 @@ namespace Tidings.Http;
 /// catch-up (<c>?since=&amp;epoch=</c>, or 410), get, create (idempotent on a client id), replace and patch
 /// (<c>If-Match</c>), delete. Errors are RFC 9457 problem+json with per-field messages.
 /// </summary>
-internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidingsStore store, CollectionWriter writer, TidingsOptions options)
+internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidingsStore store, CollectionWriter writer, TidingsOptions options,
+    Identity.OriginPolicy origins)
 {
     public static void Map(IEndpointRouteBuilder endpoints, CollectionDefinition collection)
     {
         var services = endpoints.ServiceProvider;
         var handler = new CollectionEndpoints(collection, services.GetRequiredService<ITidingsStore>(),
-            services.GetRequiredService<CollectionWriter>(), services.GetRequiredService<TidingsOptions>());
+            services.GetRequiredService<CollectionWriter>(), services.GetRequiredService<TidingsOptions>(),
+            services.GetRequiredService<Identity.OriginPolicy>());
         var template = collection.Route.Template;
-        endpoints.MapGet(template, handler.ListAsync);
-        endpoints.MapPost(template, handler.CreateAsync);
-        endpoints.MapGet(template + "/{id}", handler.GetAsync);
-        endpoints.MapPut(template + "/{id}", (HttpContext c) => handler.UpdateAsync(c, patch: false));
-        endpoints.MapPatch(template + "/{id}", (HttpContext c) => handler.UpdateAsync(c, patch: true));
-        endpoints.MapDelete(template + "/{id}", handler.DeleteAsync);
+        var group = endpoints.MapGroup(template).RequireRateLimiting(TidingsServiceCollectionExtensions.RateLimitPolicy);
+        group.MapGet("/", handler.ListAsync);
+        group.MapPost("/", handler.CreateAsync);
+        group.MapGet("/{id}", handler.GetAsync);
+        group.MapPut("/{id}", (HttpContext c) => handler.UpdateAsync(c, patch: false));
+        group.MapPatch("/{id}", (HttpContext c) => handler.UpdateAsync(c, patch: true));
+        group.MapDelete("/{id}", handler.DeleteAsync);
     }
 
     private async Task ListAsync(HttpContext context)
@@ -40,6 +45,12 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         if (Target(context) is not { } target)
         {
             await Problems.InvalidPath(context);
+            return;
+        }
+
+        if (!collection.Access.List.Allows(new AccessContext(context.User, target.RouteValues)))
+        {
+            await Problems.Refused(context);
             return;
         }
 
@@ -54,10 +65,11 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         var (items, position, epoch) = await store.ReadAsync(r => (r.List(target.Path, options.MaxListItems + 1), r.GetPosition(target.Path), r.Epoch),
             context.RequestAborted);
         var truncated = items.Count > options.MaxListItems;
+        var visible = ChangeFeed.Readable(target, context.User, truncated ? [.. items.Take(options.MaxListItems)] : items);
         await WriteJsonAsync(context, StatusCodes.Status200OK, w =>
         {
             w.WriteStartArray("items");
-            foreach (var item in items.Take(options.MaxListItems))
+            foreach (var item in visible)
             {
                 w.WriteRawValue(item.Json, skipInputValidation: true);
             }
@@ -99,7 +111,11 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             w.WriteStartArray("changes");
             foreach (var change in changes)
             {
-                w.WriteRawValue(Changes.ChangeEvents.Change(change), skipInputValidation: true);
+                // The same view a subscriber gets: the event, a removal, or a skip that keeps seq contiguous.
+                if (ChangeFeed.VisibleEvent(target, context.User, change) is { } visible)
+                {
+                    w.WriteRawValue(visible, skipInputValidation: true);
+                }
             }
 
             w.WriteEndArray();
@@ -117,7 +133,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         }
 
         var record = await store.ReadAsync(r => r.Get(target.Path, id), context.RequestAborted);
-        if (record is null)
+        if (record is null || ChangeFeed.Readable(target, context.User, [record]).Count == 0)
         {
             await Problems.NotFound(context);
             return;
@@ -126,8 +142,26 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         await WriteRecordAsync(context, StatusCodes.Status200OK, record);
     }
 
+    /// <summary>Cookie-authenticated writes must come from this site (see <see cref="Identity.OriginPolicy"/>).</summary>
+    private async Task<bool> RefuseCrossSiteAsync(HttpContext context)
+    {
+        if (Identity.OriginPolicy.IsCookieUser(context) && !origins.IsSameSite(context))
+        {
+            await Problems.Write(context, StatusCodes.Status403Forbidden, "Cross-site request refused",
+                "A write signed in by cookie must come from this site (or an origin in Bayeux:AllowedOrigins); other clients use a bearer token.");
+            return true;
+        }
+
+        return false;
+    }
+
     private async Task CreateAsync(HttpContext context)
     {
+        if (await RefuseCrossSiteAsync(context))
+        {
+            return;
+        }
+
         if (Target(context) is not { } target)
         {
             await Problems.InvalidPath(context);
@@ -150,6 +184,11 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
 
     private async Task UpdateAsync(HttpContext context, bool patch)
     {
+        if (await RefuseCrossSiteAsync(context))
+        {
+            return;
+        }
+
         if (Target(context) is not { } target || RecordId(context) is not { } id)
         {
             await Problems.InvalidPath(context);
@@ -173,6 +212,11 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
 
     private async Task DeleteAsync(HttpContext context)
     {
+        if (await RefuseCrossSiteAsync(context))
+        {
+            return;
+        }
+
         if (Target(context) is not { } target || RecordId(context) is not { } id)
         {
             await Problems.InvalidPath(context);
@@ -185,7 +229,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             return;
         }
 
-        await AnswerAsync(context, await writer.DeleteAsync(target, id, expected, context.RequestAborted));
+        await AnswerAsync(context, await writer.DeleteAsync(target, id, expected, new WriteContext(context.User), context.RequestAborted));
     }
 
     private static Task AnswerAsync(HttpContext context, WriteOutcome outcome) => outcome.Status switch
@@ -194,6 +238,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         WriteStatus.AlreadyExists or WriteStatus.Updated => WriteRecordAsync(context, StatusCodes.Status200OK, outcome.Record!),
         WriteStatus.Deleted => NoContent(context),
         WriteStatus.NotFound => Problems.NotFound(context),
+        WriteStatus.Forbidden => Problems.Refused(context),
         WriteStatus.VersionMismatch => Problems.Write(context, StatusCodes.Status412PreconditionFailed, "Version mismatch",
             $"The record is at version {outcome.Record!.Version}; reload it and try again."),
         _ => Problems.Validation(context, outcome.Errors!),

@@ -12,6 +12,12 @@ internal static class Problems
         Results.ValidationProblem(errors.ToDictionary(e => e.Key, e => e.Value), statusCode: StatusCodes.Status422UnprocessableEntity,
             title: "The record is not valid", detail: "See 'errors' for what to change in each field.").ExecuteAsync(context);
 
+    /// <summary>401 when nobody is signed in (signing in might help), 403 when the signed-in user may not.</summary>
+    public static Task Refused(HttpContext context) =>
+        context.User.Identity?.IsAuthenticated == true
+            ? Write(context, StatusCodes.Status403Forbidden, "Forbidden", "The collection's access rules do not allow this.")
+            : Write(context, StatusCodes.Status401Unauthorized, "Sign-in required", "Sign in to do this.");
+
     public static Task NotFound(HttpContext context) =>
         Write(context, StatusCodes.Status404NotFound, "Not found", "No record with this id in this collection.");
 

@@ -63,15 +63,19 @@ public interface IStoreWriter : IStoreReader
     /// <summary>Deletes a record; false when there was none.</summary>
     bool Delete(string path, string id);
 
-    /// <summary>Appends a change to the channel's log under the next sequence number.</summary>
-    ChangeEntry Append(string path, string method, string bodyJson);
+    /// <summary>
+    /// Appends a change to the channel's log under the next sequence number. <paramref name="previousJson"/> is
+    /// the record before an update: with it, a subscriber who could read the old record but not the new one is
+    /// sent a removal.
+    /// </summary>
+    ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null);
 }
 
 /// <summary>A record: its id, its version (1 on create, +1 per update) and its full JSON.</summary>
 public sealed record StoredRecord(string Id, long Version, string Json);
 
 /// <summary>One entry of a channel's change log.</summary>
-public sealed record ChangeEntry(string Path, long Seq, string Method, string BodyJson, DateTimeOffset At);
+public sealed record ChangeEntry(string Path, long Seq, string Method, string BodyJson, DateTimeOffset At, string? PreviousJson = null);
 
 /// <summary>
 /// Where a channel's log stands. A client that has seen up to <c>s</c> can catch up when

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Tidings.Access;
 using Tidings.Collections;
 using Tidings.Storage;
 
@@ -45,11 +46,21 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
             return Task.FromResult(Invalid(errors));
         }
 
+        var access = target.Collection.Access;
+        var proposed = WithId(id, fields);
+        if (!access.Create.Allows(new AccessContext(context.User, target.RouteValues, proposed)))
+        {
+            return Task.FromResult(new WriteOutcome(WriteStatus.Forbidden));
+        }
+
         return store.WriteAsync(writer =>
         {
             if (writer.Get(target.Path, id) is { } existing)
             {
-                return new WriteOutcome(WriteStatus.AlreadyExists, existing);
+                // The repeat of an optimistic create; the caller may see it only if it may read it.
+                return access.CanRead(new AccessContext(context.User, target.RouteValues, JsonNode.Parse(existing.Json)!.AsObject()))
+                    ? new WriteOutcome(WriteStatus.AlreadyExists, existing)
+                    : new WriteOutcome(WriteStatus.Forbidden);
             }
 
             var now = time.GetUtcNow();
@@ -76,12 +87,18 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
                 return new WriteOutcome(WriteStatus.NotFound);
             }
 
+            var existing = JsonNode.Parse(current.Json)!.AsObject();
+            var access = target.Collection.Access;
+            if (!access.CanRead(new AccessContext(context.User, target.RouteValues, existing)))
+            {
+                return new WriteOutcome(WriteStatus.NotFound); // what one may not read, one cannot find
+            }
+
             if (expectedVersion is { } expected && expected != current.Version)
             {
                 return new WriteOutcome(WriteStatus.VersionMismatch, current);
             }
 
-            var existing = JsonNode.Parse(current.Json)!.AsObject();
             var errors = new Dictionary<string, List<string>>();
             var stampContext = new StampContext(context.User, target.RouteValues, existing);
             var fields = RecordRules.Apply(target.Collection, body, existing, patch ? RecordRules.Mode.Patch : RecordRules.Mode.Replace, stampContext, errors);
@@ -90,18 +107,31 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
                 return Invalid(errors);
             }
 
+            if (!access.Update.Allows(new AccessContext(context.User, target.RouteValues, WithId(id, fields), existing)))
+            {
+                return new WriteOutcome(WriteStatus.Forbidden);
+            }
+
             var createdAt = existing["createdAt"]?.GetValue<DateTimeOffset>() ?? time.GetUtcNow();
             var record = Compose(id, current.Version + 1, fields, createdAt, time.GetUtcNow());
             writer.Put(target.Path, record);
-            var change = writer.Append(target.Path, Put, record.Json);
+            var change = writer.Append(target.Path, Put, record.Json, current.Json);
             return new WriteOutcome(WriteStatus.Updated, record, Seq: change.Seq);
         }, cancellationToken);
     }
 
-    public Task<WriteOutcome> DeleteAsync(CollectionTarget target, string id, long? expectedVersion, CancellationToken cancellationToken) =>
+    public Task<WriteOutcome> DeleteAsync(CollectionTarget target, string id, long? expectedVersion, WriteContext context,
+        CancellationToken cancellationToken) =>
         store.WriteAsync(writer =>
         {
             if (writer.Get(target.Path, id) is not { } current)
+            {
+                return new WriteOutcome(WriteStatus.NotFound);
+            }
+
+            var existing = JsonNode.Parse(current.Json)!.AsObject();
+            var access = target.Collection.Access;
+            if (!access.CanRead(new AccessContext(context.User, target.RouteValues, existing)))
             {
                 return new WriteOutcome(WriteStatus.NotFound);
             }
@@ -111,6 +141,11 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
                 return new WriteOutcome(WriteStatus.VersionMismatch, current);
             }
 
+            if (!access.Delete.Allows(new AccessContext(context.User, target.RouteValues, null, existing)))
+            {
+                return new WriteOutcome(WriteStatus.Forbidden);
+            }
+
             writer.Delete(target.Path, id);
             var change = writer.Append(target.Path, Delete, current.Json);
             return new WriteOutcome(WriteStatus.Deleted, current, Seq: change.Seq);
@@ -118,6 +153,17 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
 
     /// <summary>Normalizes a record id from a URL or body: a UUID in its canonical form, or null.</summary>
     public static string? NormalizeId(string? id) => Guid.TryParse(id, out var parsed) ? parsed.ToString("D") : null;
+
+    private static JsonObject WithId(string id, JsonObject fields)
+    {
+        var record = new JsonObject { ["id"] = id };
+        foreach (var (name, value) in fields)
+        {
+            record[name] = value?.DeepClone();
+        }
+
+        return record;
+    }
 
     private static StoredRecord Compose(string id, long version, JsonObject fields, DateTimeOffset createdAt, DateTimeOffset updatedAt)
     {

@@ -17,6 +17,9 @@ public enum WriteStatus
 
     /// <summary>The body broke the collection's write rules or schema; <see cref="WriteOutcome.Errors"/> says where.</summary>
     Invalid,
+
+    /// <summary>The collection's access rules refuse this caller this write.</summary>
+    Forbidden,
 }
 
 /// <summary>The result of a write, shared by REST and socket writes so both answer alike.</summary>

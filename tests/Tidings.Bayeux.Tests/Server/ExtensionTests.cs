@@ -107,12 +107,12 @@ public sealed class ExtensionTests
             {
                 if (m.Reply.Channel == ChannelName.Handshake && m.Session is { } s)
                 {
-                    s.Items["user"] = "ada";
+                    s.GetOrAdd("user", () => new[] { "ada" });
                 }
             },
             incoming: m =>
             {
-                if (m.Message.Channel == "/chat" && m.Session?.Items["user"] as string != "ada")
+                if (m.Message.Channel == "/chat" && m.Session?.GetOrAdd("user", () => new[] { "nobody" })[0] != "ada")
                 {
                     m.Refuse("403::/chat:no user");
                 }
@@ -158,5 +158,24 @@ public sealed class ExtensionTests
 
         Assert.Equal(2500, reply.GetProperty("advice").GetProperty("interval").GetInt32());
         Assert.Equal("retry", reply.GetProperty("advice").GetProperty("reconnect").GetString());
+    }
+
+    [Fact]
+    public async Task An_incoming_extension_decides_whom_a_new_session_belongs_to()
+    {
+        var ada = new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity(
+            [new System.Security.Claims.Claim(System.Security.Claims.ClaimTypes.Name, "ada")], "test"));
+        var identity = new Extension(incoming: m =>
+        {
+            if (m.Message.Channel == ChannelName.Handshake)
+            {
+                m.User = ada;
+            }
+        });
+        using var h = new BayeuxHarness(null, identity);
+        var clientId = await h.HandshakeAsync();
+
+        Assert.True(h.Server.TryGetSession(clientId, out var session));
+        Assert.Equal("ada", session.User?.Identity?.Name);
     }
 }

@@ -188,7 +188,7 @@ public sealed class ConvergencePropertyTests(ITestOutputHelper output) : IAsyncL
         }
         else
         {
-            await writer.DeleteAsync(target, id, null, CancellationToken.None);
+            await writer.DeleteAsync(target, id, null, new WriteContext(null), CancellationToken.None);
         }
 
         return "delete";

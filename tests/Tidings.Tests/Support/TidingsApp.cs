@@ -69,6 +69,14 @@ internal sealed class TidingsApp : IAsyncDisposable
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = folder.Path });
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
+        // These tests drive thousands of requests from one address; rate limits have tests of their own.
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Tidings:RequestsPerSecond"] = "1000000",
+            ["Tidings:RequestBurst"] = "1000000",
+            ["Tidings:PublishesPerSecond"] = "1000000",
+            ["Tidings:PublishBurst"] = "1000000",
+        });
         if (settings is not null)
         {
             builder.Configuration.AddInMemoryCollection(settings);
@@ -77,10 +85,12 @@ internal sealed class TidingsApp : IAsyncDisposable
         builder.Services.AddTidings()
             .UseSqlite(folder.File("tidings.db"))
             .AddCollection("/api/todos", todos => todos
+                .Public()
                 .Schema(TodoSchema)
                 .Writable("title", "completed", "order")
                 .Default("completed", false))
             .AddCollection("/api/flows/{flow}/messages", messages => messages
+                .Public()
                 .Schema(MessageSchema)
                 .Writable("content", "tags", "uuid")
                 .Stamp("user", ctx => ctx.User?.Identity?.Name ?? "anonymous"));

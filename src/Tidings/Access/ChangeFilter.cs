@@ -1,0 +1,84 @@
+using System.Text.Json.Nodes;
+using Tidings.Bayeux.Protocol;
+using Tidings.Bayeux.Server;
+using Tidings.Changes;
+using Tidings.Collections;
+using Tidings.Storage;
+
+namespace Tidings.Access;
+
+/// <summary>
+/// Authorization on the fan-out path: each recipient of a change event gets what it may see now — the event,
+/// a removal (it could read the record before this update but not after), or a <c>SKIP</c> that only keeps
+/// its <c>seq</c> contiguous. The three variants are serialized at most once each, whatever the number of
+/// recipients; per recipient only the in-memory rules run. No database read.
+/// </summary>
+internal sealed class ChangeFilter : IDeliveryFilter
+{
+    private readonly CollectionAccess _access;
+    private readonly IReadOnlyDictionary<string, string> _routeValues;
+    private readonly ChangeEntry _change;
+    private JsonObject? _body;
+    private JsonObject? _previous;
+    private Delivery? _removal;
+    private Delivery? _skip;
+
+    public ChangeFilter(CollectionTarget target, ChangeEntry change)
+    {
+        _access = target.Collection.Access;
+        _routeValues = target.RouteValues;
+        _change = change;
+    }
+
+    public Delivery? Select(BayeuxSession recipient, Delivery delivery) => Decide(recipient.User) switch
+    {
+        ChangeVisibility.Full => delivery,
+        ChangeVisibility.Removal => _removal ??= Delivery.CreateRaw(_change.Path, RemovalEvent()),
+        ChangeVisibility.Skip => _skip ??= Delivery.CreateRaw(_change.Path, ChangeEvents.Skip(_change.Seq)),
+        _ => null,
+    };
+
+    /// <summary>The event payload <paramref name="user"/> may see of this change, or null for nothing.</summary>
+    public byte[]? EventFor(System.Security.Claims.ClaimsPrincipal? user) => Decide(user) switch
+    {
+        ChangeVisibility.Full => ChangeEvents.Change(_change),
+        ChangeVisibility.Removal => RemovalEvent(),
+        ChangeVisibility.Skip => ChangeEvents.Skip(_change.Seq),
+        _ => null,
+    };
+
+    private byte[] RemovalEvent() => ChangeEvents.Removal(_change.Seq, _body!["id"]!.GetValue<string>());
+
+    private ChangeVisibility Decide(System.Security.Claims.ClaimsPrincipal? user)
+    {
+        if (!_access.List.Allows(new AccessContext(user, _routeValues)))
+        {
+            return ChangeVisibility.None; // not a reader of this partition at all (say, subscribed through /**)
+        }
+
+        _body ??= JsonNode.Parse(_change.BodyJson)!.AsObject();
+        if (_access.Read.Allows(new AccessContext(user, _routeValues, _body)))
+        {
+            return ChangeVisibility.Full;
+        }
+
+        if (_change.Method == Writes.CollectionWriter.Put && _change.PreviousJson is { } previousJson)
+        {
+            _previous ??= JsonNode.Parse(previousJson)!.AsObject();
+            if (_access.Read.Allows(new AccessContext(user, _routeValues, _previous)))
+            {
+                return ChangeVisibility.Removal; // it was visible and no longer is
+            }
+        }
+
+        return ChangeVisibility.Skip;
+    }
+
+    private enum ChangeVisibility
+    {
+        None,
+        Full,
+        Removal,
+        Skip,
+    }
+}

@@ -1,0 +1,107 @@
+using System.Security.Claims;
+using System.Text.Json;
+using Tidings.Bayeux.Protocol;
+using Tidings.Bayeux.Server;
+
+namespace Tidings.Identity;
+
+/// <summary>
+/// Decides whom a Bayeux session belongs to, once, at handshake: a token in <c>ext.token</c> (for clients that
+/// cannot set headers on a WebSocket), else the handshake request's user (cookie or <c>Authorization</c>).
+/// A bad token is refused, never downgraded. Cookie identity is refused cross-site (CSRF) and ignored over
+/// callback-polling, since any page can include a JSONP script with the victim's cookies.
+/// </summary>
+internal sealed class BayeuxIdentityExtension(TidingsTokens tokens, OriginPolicy origins) : IBayeuxExtension
+{
+    private static readonly ClaimsPrincipal Anonymous = new(new ClaimsIdentity());
+
+    public async ValueTask IncomingAsync(BayeuxIncoming incoming, CancellationToken cancellationToken)
+    {
+        if (incoming.Message.Channel != ChannelName.Handshake)
+        {
+            return;
+        }
+
+        if (incoming.Message.TryGetExt("token", out var tokenField))
+        {
+            if (tokenField.ValueKind != JsonValueKind.String || tokenField.GetString() is not { Length: > 0 } token)
+            {
+                incoming.Refuse(BayeuxError.Format(403, "token", "ext.token must be a non-empty string"));
+                return;
+            }
+
+            var (user, error) = await tokens.ValidateAsync(token);
+            if (user is null)
+            {
+                incoming.Refuse(BayeuxError.Format(403, "token", "invalid token - " + error));
+                return;
+            }
+
+            incoming.User = user;
+            return;
+        }
+
+        var http = incoming.HttpContext;
+        if (http.User.Identity?.IsAuthenticated == true && OriginPolicy.IsCookieUser(http))
+        {
+            if (incoming.Transport.ConnectionType == "callback-polling")
+            {
+                incoming.User = Anonymous;
+            }
+            else if (!origins.IsSameSite(http))
+            {
+                incoming.Refuse(BayeuxError.Format(403, "origin", "cookie sign-in is not accepted from another site - use ext.token"));
+            }
+        }
+        else if (http.User.Identity?.IsAuthenticated != true)
+        {
+            incoming.User = Anonymous;
+        }
+    }
+}
+
+/// <summary>
+/// Per-session limit on what a client may publish (socket writes included), so one client cannot flood
+/// the server or other subscribers. Beyond it, publishes get <c>429</c> errors; meta messages are not counted.
+/// </summary>
+internal sealed class BayeuxRateLimitExtension(TidingsOptions options, TimeProvider time) : IBayeuxExtension
+{
+    public ValueTask IncomingAsync(BayeuxIncoming incoming, CancellationToken cancellationToken)
+    {
+        if (incoming.Session is { } session && incoming.Message.Channel is { } channel && !ChannelName.IsMeta(channel))
+        {
+            var bucket = session.GetOrAdd("tidings.publish-rate", () => new TokenBucket(options.PublishBurst, options.PublishesPerSecond, time));
+            if (!bucket.TryTake())
+            {
+                incoming.Refuse(BayeuxError.Format(429, channel, "too many messages - slow down (Tidings.PublishesPerSecond)"));
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>A token bucket on an injected clock: <c>capacity</c> at most, refilled at <c>perSecond</c>.</summary>
+internal sealed class TokenBucket(int capacity, double perSecond, TimeProvider time)
+{
+    private readonly Lock _gate = new();
+    private double _tokens = capacity;
+    private long _last = time.GetTimestamp();
+
+    public bool TryTake()
+    {
+        lock (_gate)
+        {
+            var now = time.GetTimestamp();
+            _tokens = Math.Min(capacity, _tokens + (time.GetElapsedTime(_last, now).TotalSeconds * perSecond));
+            _last = now;
+            if (_tokens < 1)
+            {
+                return false;
+            }
+
+            _tokens -= 1;
+            return true;
+        }
+    }
+}

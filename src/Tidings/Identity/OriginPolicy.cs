@@ -1,0 +1,36 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+using Tidings.Bayeux;
+
+namespace Tidings.Identity;
+
+/// <summary>
+/// Cross-site request forgery defence for cookie sign-in: a browser sends cookies with requests other sites
+/// make, so a cookie-authenticated write (REST, or a Bayeux handshake whose session will then write) is only
+/// accepted from this site or an origin in <c>Bayeux:AllowedOrigins</c>. Bearer tokens are not sent
+/// automatically, so they need no such check.
+/// </summary>
+public sealed class OriginPolicy(IOptions<BayeuxOptions> bayeux)
+{
+    public static bool IsCookieUser(HttpContext context) =>
+        context.User.Identity is { IsAuthenticated: true, AuthenticationType: TidingsIdentityOptions.CookieScheme };
+
+    /// <summary>True when the request demonstrably comes from this site (or an allowed origin).</summary>
+    public bool IsSameSite(HttpContext context)
+    {
+        var request = context.Request;
+        var origin = request.Headers.Origin.ToString();
+        if (origin.Length > 0)
+        {
+            var own = $"{request.Scheme}://{request.Host}";
+            return string.Equals(origin, own, StringComparison.OrdinalIgnoreCase)
+                || bayeux.Value.AllowedOrigins.Contains(origin, StringComparer.OrdinalIgnoreCase);
+        }
+
+        // No Origin: browsers send one on every cross-site write, so this is a same-site navigation or a
+        // non-browser client; Fetch metadata or the classic XHR header confirm it where present.
+        var site = request.Headers["Sec-Fetch-Site"].ToString();
+        return site is "same-origin" or "none" || (site.Length == 0 && request.Headers.XRequestedWith.Count > 0)
+            || (site.Length == 0 && !request.Headers.ContainsKey("Cookie"));
+    }
+}
