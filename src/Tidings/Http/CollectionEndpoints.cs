@@ -184,53 +184,51 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
 
     private async Task UpdateAsync(HttpContext context, bool patch)
     {
-        if (await RefuseCrossSiteAsync(context))
+        if (await BeginRecordWriteAsync(context) is not { } write || await ReadBodyAsync(context) is not { } body)
         {
             return;
         }
 
-        if (Target(context) is not { } target || RecordId(context) is not { } id)
-        {
-            await Problems.InvalidPath(context);
-            return;
-        }
-
-        if (!TryReadIfMatch(context, out var expected))
-        {
-            await Problems.Write(context, StatusCodes.Status400BadRequest, "Invalid If-Match", "If-Match must be a quoted record version, e.g. \"3\".");
-            return;
-        }
-
-        if (await ReadBodyAsync(context) is not { } body)
-        {
-            return;
-        }
-
-        var outcome = await writer.UpdateAsync(target, id, body, expected, patch, new WriteContext(context.User), context.RequestAborted);
+        var outcome = await writer.UpdateAsync(write.Target, write.Id, body, write.ExpectedVersion, patch, new WriteContext(context.User),
+            context.RequestAborted);
         await AnswerAsync(context, outcome);
     }
 
     private async Task DeleteAsync(HttpContext context)
     {
-        if (await RefuseCrossSiteAsync(context))
+        if (await BeginRecordWriteAsync(context) is not { } write)
         {
             return;
+        }
+
+        await AnswerAsync(context, await writer.DeleteAsync(write.Target, write.Id, write.ExpectedVersion, new WriteContext(context.User),
+            context.RequestAborted));
+    }
+
+    /// <summary>The checks every write to one record shares: same-site, a valid path and id, a readable If-Match.</summary>
+    private async Task<RecordWrite?> BeginRecordWriteAsync(HttpContext context)
+    {
+        if (await RefuseCrossSiteAsync(context))
+        {
+            return null;
         }
 
         if (Target(context) is not { } target || RecordId(context) is not { } id)
         {
             await Problems.InvalidPath(context);
-            return;
+            return null;
         }
 
         if (!TryReadIfMatch(context, out var expected))
         {
             await Problems.Write(context, StatusCodes.Status400BadRequest, "Invalid If-Match", "If-Match must be a quoted record version, e.g. \"3\".");
-            return;
+            return null;
         }
 
-        await AnswerAsync(context, await writer.DeleteAsync(target, id, expected, new WriteContext(context.User), context.RequestAborted));
+        return new RecordWrite(target, id, expected);
     }
+
+    private sealed record RecordWrite(CollectionTarget Target, string Id, long? ExpectedVersion);
 
     private static Task AnswerAsync(HttpContext context, WriteOutcome outcome) => outcome.Status switch
     {
