@@ -216,4 +216,36 @@ describe('live collections over Bayeux', () => {
     assert.deepEqual(events(client, flow).map((e) => [e.seq, e.body.content]),
       [[2, 'second'], [3, 'third'], [4, 'fourth'], [5, 'fifth']]);
   });
+
+  it('faye and cometd without sign-in are refused a flow (403) but may use the public todos', async () => {
+    const flow = `/api/flows/private-${randomUUID().slice(0, 8)}/messages`;
+    const anonymousFaye = await connectClient('faye-websocket', server);
+    const anonymousCometd = await connectClient('cometd-long-polling', server);
+    clients.push(anonymousFaye, anonymousCometd);
+
+    await assert.rejects(anonymousFaye.subscribe(flow), (error) => error.code === 403);
+    await assert.rejects(anonymousCometd.subscribe(flow), (error) => /^403:/.test(error.reply.error));
+    await assert.rejects(anonymousFaye.publish(flow, { method: 'POST', body: { content: 'sneaky' } }), (error) => error.code === 403);
+    // A wildcard is accepted, but the flow's events are filtered out for an anonymous recipient.
+    await anonymousFaye.subscribe('/api/flows/*/messages');
+    await anonymousFaye.subscribe(TODOS);
+
+    await rest(server, 'POST', flow, { content: 'members only' });
+    const todo = await rest(server, 'POST', TODOS, { title: 'for everyone' });
+    await anonymousFaye.deliveries.next((m) => m.channel === TODOS && m.data.body.id === todo.json.id, 5000, 'the public event');
+    await quietPeriod();
+    assert.equal(anonymousFaye.deliveries.filter((m) => m.channel === flow).length, 0, 'no flow event reaches a signed-out client');
+    assert.deepEqual([(await rest(server, 'GET', flow)).json.items.length], [1], 'the refused socket write stored nothing');
+  });
+
+  it('a handshake with a tampered token is refused with a reason', async () => {
+    const response = await fetch(server.bayeux, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([{ channel: '/meta/handshake', version: '1.0', supportedConnectionTypes: ['long-polling'], id: 't', ext: { token: `${token.slice(0, -2)}xx` } }]),
+    });
+    const [reply] = await response.json();
+    assert.equal(reply.successful, false);
+    assert.match(reply.error, /^403:token:invalid token/);
+  });
 });

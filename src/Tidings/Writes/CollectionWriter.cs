@@ -41,16 +41,15 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
         var stampContext = new StampContext(context.User, target.RouteValues, null);
         var errors = new Dictionary<string, List<string>>();
         var fields = RecordRules.Apply(target.Collection, body, null, RecordRules.Mode.Create, stampContext, errors);
-        if (fields is null)
-        {
-            return Task.FromResult(Invalid(errors));
-        }
-
         var access = target.Collection.Access;
-        var proposed = WithId(id, fields);
-        if (!access.Create.Allows(new AccessContext(context.User, target.RouteValues, proposed)))
+        if (!access.Create.Allows(new AccessContext(context.User, target.RouteValues, WithId(id, fields))))
         {
             return Task.FromResult(new WriteOutcome(WriteStatus.Forbidden));
+        }
+
+        if (errors.Count > 0)
+        {
+            return Task.FromResult(Invalid(errors));
         }
 
         return store.WriteAsync(writer =>
@@ -102,14 +101,14 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
             var errors = new Dictionary<string, List<string>>();
             var stampContext = new StampContext(context.User, target.RouteValues, existing);
             var fields = RecordRules.Apply(target.Collection, body, existing, patch ? RecordRules.Mode.Patch : RecordRules.Mode.Replace, stampContext, errors);
-            if (fields is null)
-            {
-                return Invalid(errors);
-            }
-
             if (!access.Update.Allows(new AccessContext(context.User, target.RouteValues, WithId(id, fields), existing)))
             {
                 return new WriteOutcome(WriteStatus.Forbidden);
+            }
+
+            if (errors.Count > 0)
+            {
+                return Invalid(errors);
             }
 
             var createdAt = existing["createdAt"]?.GetValue<DateTimeOffset>() ?? time.GetUtcNow();

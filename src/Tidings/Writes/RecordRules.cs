@@ -18,8 +18,12 @@ internal static class RecordRules
         Patch,
     }
 
-    /// <summary>The record's own fields after applying <paramref name="input"/>, or the per-field errors.</summary>
-    public static JsonObject? Apply(CollectionDefinition collection, JsonObject input, JsonObject? existing, Mode mode, StampContext stampContext,
+    /// <summary>
+    /// The record's own fields after applying <paramref name="input"/>; what is wrong with them goes into
+    /// <paramref name="errors"/>. The fields come back either way, so access rules can be checked first: a caller
+    /// who may not write learns nothing about the schema.
+    /// </summary>
+    public static JsonObject Apply(CollectionDefinition collection, JsonObject input, JsonObject? existing, Mode mode, StampContext stampContext,
         Dictionary<string, List<string>> errors)
     {
         var result = new JsonObject();
@@ -102,7 +106,7 @@ internal static class RecordRules
             Describe(error, errors);
         }
 
-        return errors.Count > 0 ? null : result;
+        return result;
     }
 
     private static void Describe(ValidationError error, Dictionary<string, List<string>> errors)
