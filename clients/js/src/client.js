@@ -1,0 +1,188 @@
+import { Emitter } from './emitter.js';
+import { TidingsError, fromBayeuxError } from './errors.js';
+import { LiveCollection } from './collection.js';
+
+/**
+ * One connection to a Tidings server: a Faye client for the change streams and socket writes, and
+ * `fetch` for REST. Collections opened through it share both. Emits `up` and `down` when the Bayeux
+ * transport comes and goes (Faye's `transport:up`/`transport:down`).
+ *
+ * Faye re-subscribes by itself after every re-handshake (server restart, expired session). The
+ * extension installed here gives each of those subscribe messages the collection's current
+ * position — `ext: {since, epoch}` once it has state, `ext: {snapshot: true}` before — so the server
+ * replays exactly what was missed, or says RESET.
+ */
+export class TidingsClient extends Emitter {
+  /** @type {Map<string, LiveCollection>} */
+  #collections = new Map();
+  /** @type {WeakMap<object, {resolve: Function}>} data object of a socket write → its settlement */
+  #writesByData = new WeakMap();
+  /** @type {Map<string, {resolve: Function}>} Bayeux message id → settlement */
+  #writesById = new Map();
+  #ownsFaye = false;
+  #unbind = [];
+
+  /**
+   * @param {import('../types/index.js').ClientOptions} [options]
+   */
+  constructor(options = {}) {
+    super();
+    const origin = options.url ?? globalThis.location?.origin;
+    if (!origin) throw new TypeError('TidingsClient needs options.url outside a browser page.');
+    /** The server's base URL, e.g. `http://127.0.0.1:5080`; REST paths are resolved against it. */
+    this.url = origin.replace(/\/+$/, '');
+    /** @type {'rest' | 'socket'} */
+    this.writes = options.writes ?? 'rest';
+    /** Seconds between retries of a write that got no answer (offline). */
+    this.retry = options.retry ?? 1;
+    this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    /**
+     * A bearer token (string, or a function returning one) for clients that cannot use the sign-in
+     * cookie (Node, other origins): sent as `Authorization: Bearer` on REST and as `ext.token` on the
+     * Bayeux handshake. Browsers on the same site just use the cookie.
+     * @type {string | (() => string | null | undefined) | null}
+     */
+    this.token = options.token ?? null;
+
+    let faye = options.faye;
+    if (!faye || typeof faye.subscribe !== 'function') {
+      const Faye = faye ?? globalThis.Faye;
+      if (!Faye?.Client) throw new TypeError('No Faye client: load faye-browser.js (global Faye) or pass options.faye.');
+      faye = new Faye.Client(options.bayeuxUrl ?? `${this.url}/bayeux`, { retry: this.retry, timeout: 45 });
+      this.#ownsFaye = true;
+    }
+    /** The underlying Faye client. */
+    this.faye = faye;
+    this.online = true;
+
+    this.#extension = {
+      outgoing: (message, callback) => callback(this.#outgoing(message)),
+      incoming: (message, callback) => callback(this.#incoming(message)),
+    };
+    faye.addExtension(this.#extension);
+    const up = () => {
+      this.online = true;
+      this.emit('up');
+      for (const collection of this.#collections.values()) collection.catchUp();
+    };
+    const down = () => {
+      this.online = false;
+      this.emit('down');
+    };
+    faye.bind('transport:up', up);
+    faye.bind('transport:down', down);
+    this.#unbind.push(() => faye.unbind('transport:up', up), () => faye.unbind('transport:down', down));
+  }
+
+  #extension;
+
+  /**
+   * Opens (or returns the already open) live collection at `path`, e.g. `/api/flows/main/messages`.
+   * One instance per path per client: Faye subscribes once per channel, so a second instance could
+   * never get its own snapshot.
+   * @param {string} path
+   * @param {import('../types/index.js').CollectionOptions} [options]
+   * @returns {LiveCollection}
+   */
+  collection(path, options = {}) {
+    let collection = this.#collections.get(path);
+    if (!collection) {
+      collection = new LiveCollection(this, path, options);
+      this.#collections.set(path, collection);
+      collection.open();
+    }
+    return collection;
+  }
+
+  /** @internal Called by a collection when it closes. */
+  forget(collection) {
+    if (this.#collections.get(collection.path) === collection) this.#collections.delete(collection.path);
+  }
+
+  /** Closes every collection; disconnects the Faye client if this client created it. */
+  close() {
+    for (const collection of [...this.#collections.values()]) collection.close();
+    for (const unbind of this.#unbind.splice(0)) unbind();
+    this.faye.removeExtension(this.#extension);
+    if (this.#ownsFaye) this.faye.disconnect();
+  }
+
+  /**
+   * A REST request. Resolves with `{status, body}` for 2xx; rejects with a TidingsError otherwise
+   * (status 0 when there was no answer at all).
+   * @param {string} method
+   * @param {string} path
+   * @param {{body?: any, headers?: Record<string, string>, operation?: string, id?: string}} [options]
+   */
+  async request(method, path, { body, headers = {}, operation, id } = {}) {
+    let response;
+    try {
+      const token = this.#currentToken();
+      if (token) headers = { authorization: `Bearer ${token}`, ...headers };
+      response = await this.fetch(this.url + path, {
+        method,
+        headers: body === undefined ? { accept: 'application/json', ...headers }
+          : { 'content-type': 'application/json', accept: 'application/json', ...headers },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: 'no-store',
+      });
+    } catch (cause) {
+      throw new TidingsError(`${method} ${path}: no answer (${cause?.message ?? cause})`, { status: 0, cause, operation, id });
+    }
+    const text = await response.text().catch(() => '');
+    let json;
+    try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+    if (response.ok) return { status: response.status, body: json };
+    const detail = json?.detail ?? json?.title ?? response.statusText;
+    throw new TidingsError(`${method} ${path}: ${response.status} ${detail}`, {
+      status: response.status, errors: json?.errors ?? {}, problem: json, operation, id,
+    });
+  }
+
+  /**
+   * A write through the socket: publishes `{method, body, version?}` on `path` and resolves with the
+   * publish reply's `ext.tidings` (`{status, record?, seq?}`), or rejects with the reply's error.
+   * @param {string} path
+   * @param {{method: string, body: object, version?: number}} data
+   * @param {{operation?: string, id?: string}} [details]
+   */
+  publishWrite(path, data, details = {}) {
+    return new Promise((resolve, reject) => {
+      this.#writesByData.set(data, {
+        resolve: (reply) => {
+          if (reply.successful) resolve(reply.ext?.tidings ?? {});
+          else reject(fromBayeuxError(reply.error, details));
+        },
+      });
+      this.faye.publish(path, data);
+    });
+  }
+
+  #currentToken() {
+    return typeof this.token === 'function' ? this.token() : this.token;
+  }
+
+  #outgoing(message) {
+    if (message.channel === '/meta/handshake') {
+      const token = this.#currentToken();
+      if (token) message.ext = { ...message.ext, token };
+    } else if (message.channel === '/meta/subscribe') {
+      const collection = this.#collections.get(message.subscription);
+      if (collection) message.ext = { ...message.ext, ...collection.subscribeExt() };
+    } else if (!message.channel.startsWith('/meta/') && message.data && this.#writesByData.has(message.data)) {
+      this.#writesById.set(message.id, this.#writesByData.get(message.data));
+    }
+    return message;
+  }
+
+  #incoming(message) {
+    if (message.successful !== undefined && message.id !== undefined && !message.channel.startsWith('/meta/')) {
+      const write = this.#writesById.get(message.id);
+      if (write) {
+        this.#writesById.delete(message.id);
+        write.resolve(message);
+      }
+    }
+    return message;
+  }
+}

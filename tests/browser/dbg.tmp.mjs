@@ -1,0 +1,12 @@
+import faye from 'faye';
+import { createClient } from '../../clients/js/src/index.js';
+import { startServer, openCollection, converged } from './server.mjs';
+const s = await startServer();
+const path = '/api/flows/load/messages';
+const first = await s.rest('POST', path, { content: 'before', tags: ['a'] });
+console.error('posted', first.status);
+const f = await openCollection(faye, createClient, s, path, { ready: false });
+setTimeout(() => { console.error('state', f.collection.seq, f.gate.seen, f.gate.subscribes, f.log); process.exit(1); }, 3000);
+await f.collection.ready;
+console.error('ready');
+process.exit(0);
