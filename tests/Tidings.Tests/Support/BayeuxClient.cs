@@ -46,18 +46,36 @@ internal sealed class BayeuxClient(HttpClient http, string path = "/bayeux")
         return answer.Select(m => m!.AsObject()).Single(m => m["channel"]!.GetValue<string>() == channel && m.ContainsKey("successful"));
     }
 
-    public async Task<string> HandshakeAsync()
+    public async Task<string> HandshakeAsync(JsonObject? ext = null)
     {
-        var reply = await RequestAsync(new JsonObject
+        var reply = await TryHandshakeAsync(ext);
+        Succeeded(reply);
+        return ClientId!;
+    }
+
+    /// <summary>A handshake that may be refused; on success the client is bound to the new session.</summary>
+    public async Task<JsonObject> TryHandshakeAsync(JsonObject? ext = null)
+    {
+        var message = new JsonObject
         {
             ["channel"] = "/meta/handshake",
             ["version"] = "1.0",
             ["supportedConnectionTypes"] = new JsonArray("long-polling"),
-        });
-        Succeeded(reply);
+        };
+        if (ext is not null)
+        {
+            message["ext"] = ext;
+        }
+
+        var reply = await RequestAsync(message);
+        if (reply["successful"]!.GetValue<bool>() is false)
+        {
+            return reply;
+        }
+
         ClientId = reply["clientId"]!.GetValue<string>();
         _inbox.Clear();
-        return ClientId;
+        return reply;
     }
 
     public Task<JsonObject> SubscribeAsync(string channel, JsonObject? ext = null)

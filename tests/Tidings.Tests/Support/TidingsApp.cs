@@ -63,7 +63,8 @@ internal sealed class TidingsApp : IAsyncDisposable
     public IServiceProvider Services => App.Services;
 
     /// <summary>Starts a server; <paramref name="settings"/> are configuration keys such as <c>Tidings:MaxBodyBytes</c>.</summary>
-    public static async Task<TidingsApp> StartAsync(IDictionary<string, string?>? settings = null)
+    public static async Task<TidingsApp> StartAsync(IDictionary<string, string?>? settings = null, Action<TidingsBuilder>? declare = null,
+        Action<WebApplication>? map = null)
     {
         var folder = new TempDirectory();
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = folder.Path });
@@ -82,8 +83,26 @@ internal sealed class TidingsApp : IAsyncDisposable
             builder.Configuration.AddInMemoryCollection(settings);
         }
 
-        builder.Services.AddTidings()
-            .UseSqlite(folder.File("tidings.db"))
+        var tidings = builder.Services.AddTidings().UseSqlite(folder.File("tidings.db"));
+        if (declare is not null)
+        {
+            declare(tidings);
+        }
+        else
+        {
+            DeclareDefaults(tidings);
+        }
+
+        var app = builder.Build();
+        map?.Invoke(app);
+        app.MapTidings();
+        await app.StartAsync().WaitAsync(Eventually.Patience);
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+        return new TidingsApp(app, folder, new Uri(addresses.First()));
+    }
+
+    private static void DeclareDefaults(TidingsBuilder tidings) =>
+        tidings
             .AddCollection("/api/todos", todos => todos
                 .Public()
                 .Schema(TodoSchema)
@@ -94,13 +113,6 @@ internal sealed class TidingsApp : IAsyncDisposable
                 .Schema(MessageSchema)
                 .Writable("content", "tags", "uuid")
                 .Stamp("user", ctx => ctx.User?.Identity?.Name ?? "anonymous"));
-
-        var app = builder.Build();
-        app.MapTidings();
-        await app.StartAsync().WaitAsync(Eventually.Patience);
-        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
-        return new TidingsApp(app, folder, new Uri(addresses.First()));
-    }
 
     public static StringContent Json(string json, string mediaType = "application/json") =>
         new(json, Encoding.UTF8, mediaType);
