@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Tidings benchmark: every scenario against Tidings, Faye's Node server and a raw WebSocket ceiling, in one run.
+#   bench/run.sh            full run (about 7-9 minutes); prints the table, keeps results under bench/results/
+#   QUICK=1 bench/run.sh    a smoke run with small numbers (about 2 minutes)
+# Builds what it needs (Release), starts each server fresh for each scenario on a free loopback port, and stops
+# every process it started, by PID. Load tool and servers share this machine's cores: see RESULTS.md.
+set -euo pipefail
+bench=$(cd "$(dirname "$0")" && pwd)
+repo=${TIDINGS_REPO:-$(dirname "$bench")}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out="$bench/results/$stamp"
+mkdir -p "$out"
+results="$out/results.jsonl"
+
+# Sockets: the load tool and the server each hold one descriptor per session.
+ulimit -n "$(ulimit -Hn)"
+echo "open-file limit: $(ulimit -n) (hard limit; the idle scenario stays under it)"
+
+started=()
+cleanup() {
+  for pid in "${started[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  sleep 1
+  for pid in "${started[@]}"; do
+    kill -9 "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+echo "== build (Release)"
+dotnet build "$repo/samples/Demo" -c Release -nologo -clp:ErrorsOnly -v quiet
+dotnet build "$bench/LoadTool" -c Release -nologo -clp:ErrorsOnly -v quiet
+dotnet build "$bench/RawCeiling" -c Release -nologo -clp:ErrorsOnly -v quiet
+if [ ! -d "$bench/node_modules/faye" ]; then
+  (cd "$bench" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+demo="$repo/samples/Demo/bin/Release/net10.0/Tidings.Demo.dll"
+ceiling="$bench/RawCeiling/bin/Release/net10.0/Tidings.Bench.RawCeiling.dll"
+loadtool="$bench/LoadTool/bin/Release/net10.0/Tidings.Bench.LoadTool.dll"
+# Receive loops are short: run socket completions inline instead of hopping to the thread pool.
+export DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
+
+free_port() {
+  local port=$((19000 + RANDOM % 20000))
+  while ss -ltn "sport = :$port" | grep -q LISTEN; do port=$((port + 1)); done
+  echo "$port"
+}
+
+server_pid=""
+start_server() { # target → sets server_pid and port
+  local target=$1
+  port=$(free_port)
+  case "$target" in
+    tidings)
+      local data
+      data=$(mktemp -d)
+      # Rate limits lifted: they are per-session abuse guards, not what is measured here.
+      dotnet "$demo" --urls "http://127.0.0.1:$port" --data "$data" --Logging:LogLevel:Default=Warning \
+        --Tidings:PublishesPerSecond=10000000 --Tidings:PublishBurst=10000000 \
+        --Tidings:RequestsPerSecond=10000000 --Tidings:RequestBurst=10000000 >"$out/tidings-server.log" 2>&1 &
+      ;;
+    faye)
+      node "$bench/faye-server.js" "$port" >"$out/faye-server.log" 2>&1 &
+      ;;
+    ceiling)
+      dotnet "$ceiling" --urls "http://127.0.0.1:$port" >"$out/ceiling-server.log" 2>&1 &
+      ;;
+  esac
+  server_pid=$!
+  started+=("$server_pid")
+  for _ in $(seq 1 150); do
+    # Listening is enough (Faye answers nothing outside /bayeux; Kestrel listens once the app is ready).
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$target did not start; see $out/$target-server.log" >&2
+  return 1
+}
+
+stop_server() {
+  kill "$server_pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    kill -0 "$server_pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -9 "$server_pid" 2>/dev/null || true
+}
+
+if [ "${QUICK:-}" = 1 ]; then
+  fanout=(--subs 200 --rates 100,1000,4000)
+  channels=(--subs 1000 --shared-rates 5,20)
+  idle=(--sessions 2000)
+  e2e=(--subs 50 --rate 50 --seconds 2)
+else
+  fanout=(--subs 1000 --rates 100,250,500,1000,2000,4000,8000)
+  channels=(--subs 10000 --shared-rates 2,5,10,20,50 --per-channel-factor 500)
+  # 19,000: the hard open-file limit here is 20,000 per process (server and load tool alike).
+  idle=(--sessions 19000 --connect-concurrency 200 --buffer 2048)
+  e2e=(--subs 200 --rate 100 --seconds 5)
+fi
+sources=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4
+
+run() { # target scenario options…
+  local target=$1 scenario=$2
+  shift 2
+  local protocol=bayeux path=/bayeux
+  if [ "$target" = ceiling ]; then protocol=raw path=/ws; fi
+  start_server "$target"
+  echo "== $target $scenario (server pid $server_pid, port $port)"
+  dotnet "$loadtool" "$scenario" --target "$target" --protocol "$protocol" --path "$path" \
+    --endpoint "127.0.0.1:$port" --pid "$server_pid" --sources "$sources" --out "$results" --timeout 240 "$@" ||
+    echo "   ($target $scenario reported a failure; see the table)"
+  stop_server
+}
+
+for target in tidings faye ceiling; do
+  run "$target" fanout "${fanout[@]}"
+  run "$target" channels "${channels[@]}"
+  run "$target" idle "${idle[@]}"
+done
+run tidings e2e "${e2e[@]}"
+
+{
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); dotnet $(dotnet --version); node $(node --version); $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  dotnet "$loadtool" report "$results"
+} | tee "$out/table.md"
+echo
+echo "results: $out"
