@@ -362,7 +362,9 @@ export class LiveCollection extends Emitter {
   }
 
   #run() {
-    if (this.#loading || this.#closed) return;
+    // Nothing wanted (a retry timer firing after another round did the work) → no round. Starting
+    // one would finish synchronously, before #loading is assigned, and leave #loading set for good.
+    if (this.#loading || this.#closed || !(this.#reloadWanted || this.#catchUpWanted)) return;
     this.#loading = (async () => {
       let failed = false;
       try {
