@@ -41,7 +41,8 @@ passed=0
 failed=0
 
 echo "== .NET tests"
-dotnet test Tidings.slnx -c Release --no-build -nologo \
+# A hung test fails its run (with a dump) instead of stalling CI.
+dotnet test Tidings.slnx -c Release --no-build -nologo --blame-hang-timeout 5min \
   --logger "trx" --results-directory "$artifacts/dotnet" --logger "console;verbosity=minimal"
 for trx in "$artifacts"/dotnet/*.trx; do
   [ -f "$trx" ] || continue
@@ -60,11 +61,16 @@ export TIDINGS_DEMO_DLL="$root/samples/Demo/bin/Release/net10.0/Tidings.Demo.dll
 for dir in "${node_suites[@]}"; do
   name=$(basename "$dir")
   echo "== Node tests: $dir"
-  (cd "$dir" && node --test --test-concurrency=1 \
+  # Each test has a time limit, the runner exits when the tests are done even if a client library
+  # still holds a timer, and the whole suite has a hard limit: a hang is a failure, never a stall.
+  (cd "$dir" && timeout --kill-after=30s 20m node --test --test-concurrency=1 \
+    --test-timeout=180000 --test-force-exit \
     --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter=tap --test-reporter-destination="$artifacts/$name.tap" ./*.test.mjs)
   p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$artifacts/$name.tap" 2>/dev/null | tail -1)
   f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$artifacts/$name.tap" 2>/dev/null | tail -1)
+  c=$(sed -n 's/^# cancelled \([0-9]*\)$/\1/p' "$artifacts/$name.tap" 2>/dev/null | tail -1)
+  f=$(( ${f:-0} + ${c:-0} )) # a test cancelled by its time limit (or its parent's) failed
   if [ -z "$p" ]; then
     echo "The $name suite wrote no summary." >&2
     failed=$((failed + 1))

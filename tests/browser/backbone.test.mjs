@@ -8,7 +8,7 @@ import Backbone from 'backbone';
 
 import { createClient } from '../../clients/js/src/index.js';
 import { liveBackbone } from '../../clients/js/src/backbone.js';
-import { startServer, waitFor } from './server.mjs';
+import { startServer, waitFor, closeFaye } from './server.mjs';
 
 describe('Backbone LiveCollection', { timeout: 60_000 }, () => {
   let server;
@@ -20,7 +20,7 @@ describe('Backbone LiveCollection', { timeout: 60_000 }, () => {
   });
   after(async () => {
     tidings?.close();
-    tidings?.faye.disconnect();
+    if (tidings) await closeFaye(tidings.faye); // before the server stops, or faye retries forever
     await server?.dispose();
   });
 

@@ -20,6 +20,23 @@ export const ARTIFACTS = path.resolve(here, '../../artifacts/test-results/browse
 
 const HOST = '127.0.0.1';
 
+// Every demo server this test file started; killed when the file's process exits for any reason, so
+// a failed or timed-out test never leaves a `dotnet` process behind (or holds the runner open).
+const running = new Set();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+process.once('SIGTERM', () => process.exit(143));
+
+/** Rejects with `message` when `promise` has not settled within `ms`. */
+export function within(promise, ms, message) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${message}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Polls `condition` until it returns a truthy value (returned) or the deadline passes (throws). */
 export async function waitFor(condition, { timeout = 10_000, interval = 20, message = 'condition' } = {}) {
   const deadline = Date.now() + timeout;
@@ -97,7 +114,11 @@ export class TidingsServer {
       env: { ...process.env, DOTNET_NOLOGO: '1', ASPNETCORE_ENVIRONMENT: 'Production' },
     });
     this.child = child;
-    child.exitedPromise = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    running.add(child);
+    child.exitedPromise = new Promise((resolve) => child.once('exit', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    }));
     const record = (chunk) => {
       this.log.push(chunk.toString());
       if (this.log.length > 2000) this.log.splice(0, 1000);
@@ -168,6 +189,7 @@ export class TidingsServer {
       method,
       headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(15_000),
     });
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : undefined };
@@ -340,16 +362,30 @@ export async function openCollection(faye, createClient, server, pathName, { wri
     count: (name) => log.filter((e) => e.name === name).length,
     async close() {
       client.close();
-      const done = fayeClient.disconnect();
-      if (done) await Promise.race([done, delay(2000)]);
-      // A client that was not connected at that moment (reconnecting through a cut proxy) would
-      // keep retrying forever and hold the test process open: stop its dispatcher for good.
-      fayeClient._state = fayeClient.DISCONNECTED;
-      fayeClient._dispatcher.close();
+      await closeFaye(fayeClient);
     },
   };
-  if (ready) await collection.ready;
+  if (ready) {
+    await within(collection.ready, 20_000, `${pathName} to load`).catch(async (error) => {
+      await fixture.close();
+      throw new Error(`${error.message}; deliveries seen: ${JSON.stringify(gate.seen).slice(0, 2000)}; ` +
+        `subscribes: ${JSON.stringify(gate.subscribes).slice(0, 1000)}`);
+    });
+  }
   return fixture;
+}
+
+/**
+ * Disconnects a Faye client and makes sure it stops. Faye retries a message until it is delivered,
+ * so a disconnect the server never answers (it stopped first; the client was reconnecting through a
+ * cut proxy) would keep retrying forever and hold the test process open: after a bounded wait for
+ * the reply, its dispatcher is stopped for good.
+ */
+export async function closeFaye(fayeClient) {
+  const done = fayeClient.disconnect();
+  if (done) await Promise.race([done, delay(2000)]);
+  fayeClient._state = fayeClient.DISCONNECTED;
+  fayeClient._dispatcher.close();
 }
 
 /** Waits until the collection shows exactly the server's records (and no write is pending). */
