@@ -23,7 +23,7 @@ internal sealed class WebSocketConnection
     private readonly Lock _gate = new();
     private readonly Queue<Outbound> _outbox = new();
     private long _outboxBytes;
-    private TaskCompletionSource? _waiter;
+    private readonly WakeSignal _wake = new();
     private (WebSocketCloseStatus Status, string Reason)? _closeRequest;
     private BayeuxSession? _session;
 
@@ -102,7 +102,7 @@ internal sealed class WebSocketConnection
             await _aborted.CancelAsync();
             lock (_gate)
             {
-                _waiter?.TrySetResult();
+                _wake.Set();
             }
 
             try
@@ -272,12 +272,7 @@ internal sealed class WebSocketConnection
 
         _outbox.Enqueue(item);
         _outboxBytes += item.Size;
-        if (_waiter is { } waiter)
-        {
-            _waiter = null;
-            waiter.TrySetResult();
-        }
-
+        _wake.Set();
         return true;
     }
 
@@ -286,25 +281,20 @@ internal sealed class WebSocketConnection
         lock (_gate)
         {
             _closeRequest ??= (status, reason);
-            if (_waiter is { } waiter)
-            {
-                _waiter = null;
-                waiter.TrySetResult();
-            }
+            _wake.Set();
         }
     }
 
-    private Task WaitForWorkAsync()
+    private ValueTask WaitForWorkAsync()
     {
         lock (_gate)
         {
             if (_outbox.Count > 0 || _closeRequest is not null || _aborted.IsCancellationRequested)
             {
-                return Task.CompletedTask;
+                return ValueTask.CompletedTask;
             }
 
-            _waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            return _waiter.Task;
+            return _wake.Arm();
         }
     }
 
