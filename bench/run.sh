@@ -2,6 +2,7 @@
 # Tidings benchmark: every scenario against Tidings, Faye's Node server and a raw WebSocket ceiling, in one run.
 #   bench/run.sh            full run (about 7-9 minutes); prints the table, keeps results under bench/results/
 #   QUICK=1 bench/run.sh    a smoke run with small numbers (about 2 minutes)
+#   TARGETS="tidings ceiling" SCENARIOS="fanout idle" bench/run.sh   only those (FANOUT_RATES=100,500 narrows fan-out)
 # Builds what it needs (Release), starts each server fresh for each scenario on a free loopback port, and stops
 # every process it started, by PID. Load tool and servers share this machine's cores: see RESULTS.md.
 set -euo pipefail
@@ -94,7 +95,7 @@ if [ "${QUICK:-}" = 1 ]; then
   idle=(--sessions 2000)
   e2e=(--subs 50 --rate 50 --seconds 2)
 else
-  fanout=(--subs 1000 --rates 100,250,500,1000,2000,4000,8000)
+  fanout=(--subs 1000 --rates "${FANOUT_RATES:-100,250,500,1000,2000,4000,8000}")
   channels=(--subs 10000 --shared-rates 2,5,10,20,50 --per-channel-factor 500)
   # 19,000: the hard open-file limit here is 20,000 per process (server and load tool alike).
   idle=(--sessions 19000 --connect-concurrency 200 --buffer 2048)
@@ -115,12 +116,21 @@ run() { # target scenario options…
   stop_server
 }
 
-for target in tidings faye ceiling; do
-  run "$target" fanout "${fanout[@]}"
-  run "$target" channels "${channels[@]}"
-  run "$target" idle "${idle[@]}"
+# TARGETS / SCENARIOS narrow a run while working on one number (the published table needs all).
+targets=${TARGETS:-tidings faye ceiling}
+scenarios=${SCENARIOS:-fanout channels idle e2e}
+wanted() { [[ " $scenarios " == *" $1 "* ]]; }
+for target in $targets; do
+  for scenario in fanout channels idle; do
+    wanted "$scenario" || continue
+    case $scenario in
+      fanout) run "$target" fanout "${fanout[@]}" ;;
+      channels) run "$target" channels "${channels[@]}" ;;
+      idle) run "$target" idle "${idle[@]}" ;;
+    esac
+  done
 done
-run tidings e2e "${e2e[@]}"
+if [[ " $targets " == *" tidings "* ]] && wanted e2e; then run tidings e2e "${e2e[@]}"; fi
 
 {
   echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); dotnet $(dotnet --version); node $(node --version); $(date -u '+%Y-%m-%d %H:%M UTC')"
