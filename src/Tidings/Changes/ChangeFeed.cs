@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Tidings.Access;
@@ -13,9 +14,11 @@ namespace Tidings.Changes;
 /// Connects collections to Bayeux. Committed changes are published on the channel equal to their REST
 /// path, in commit order (the store calls <see cref="Committed"/> from its writer, after the commit).
 /// Subscriptions to a collection channel may ask for catch-up (<c>ext: {since, epoch}</c>) or initial state
-/// (<c>ext: {snapshot: true}</c>); both are answered inside a sequenced read, which runs between commits, and
+/// (<c>ext: {snapshot: true}</c>); both are completed inside a sequenced read, which runs between commits, and
 /// the subscription goes live in that same step — so the replay and the live stream meet with no gap and no
-/// duplicate. Publishes to a collection channel are writes (<c>{method, body}</c>) with REST's rules.
+/// duplicate. A snapshot is read beforehand on its own consistent view (writes go on meanwhile); the sequenced
+/// step adds the changes committed since. Snapshots and replays fit in half the session's queue: a larger
+/// snapshot is cut (<c>truncated</c>), a larger replay becomes a RESET. Publishes to a collection channel are writes (<c>{method, body}</c>) with REST's rules.
 /// </summary>
 public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry, ITidingsStore store, CollectionWriter writer, TidingsOptions options)
     : IChangeSink, IBayeuxChannelHandler
@@ -81,37 +84,114 @@ public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry,
         }
 
         var epoch = message.TryGetExt("epoch", out var epochField) && epochField.ValueKind == JsonValueKind.String ? epochField.GetString() : null;
+        var snapshot = wantsSnapshot ? await ReadSnapshotAsync(target, user, pattern, cancellationToken) : null;
         await store.SequencedReadAsync(reader =>
         {
             // Runs between commits: nothing is in flight, so "read, send, go live" cannot miss or repeat a change.
             var position = reader.GetPosition(pattern);
-            if (wantsSnapshot)
+            if (snapshot is not null && snapshot.Epoch == reader.Epoch && position.CanReplayFrom(snapshot.Seq)
+                && position.Seq - snapshot.Seq <= options.MaxReplay
+                && ChangesSince(target, user, reader, pattern, snapshot.Seq) is { } bridge)
             {
-                // One more than the limit tells whether the snapshot is whole; a partial one says so.
-                var stored = reader.List(pattern, options.MaxSnapshotItems + 1);
-                var truncated = stored.Count > options.MaxSnapshotItems;
-                var items = Readable(target, user, truncated ? [.. stored.Take(options.MaxSnapshotItems)] : stored);
-                context.Send(Delivery.CreateRaw(pattern, ChangeEvents.SnapshotOf(items, position.Seq, reader.Epoch, truncated)));
+                // The snapshot read earlier plus what was committed since it: the same state, brought up to now.
+                context.Send(snapshot.Delivery);
+                bridge.ForEach(context.Send);
             }
-            else if (epoch != reader.Epoch || !position.CanReplayFrom(since) || position.Seq - since > options.MaxReplay)
+            else if (wantsSnapshot)
             {
-                context.Send(Delivery.CreateRaw(pattern, ChangeEvents.ResetTo(position.Seq, reader.Epoch)));
+                // The log moved on too far meanwhile to bridge the gap: read the snapshot here after all.
+                context.Send(SnapshotDelivery(target, user, reader, pattern, position.Seq));
+            }
+            else if (epoch == reader.Epoch && position.CanReplayFrom(since) && position.Seq - since <= options.MaxReplay
+                && ChangesSince(target, user, reader, pattern, since) is { } replay)
+            {
+                replay.ForEach(context.Send);
             }
             else
             {
-                foreach (var change in reader.ChangesSince(pattern, since, options.MaxReplay))
-                {
-                    if (Visible(target, user, change) is { } delivery)
-                    {
-                        context.Send(delivery);
-                    }
-                }
+                // Another history, past the log's retention, or more than the session's queue may hold: the
+                // client reloads (REST) and continues from the seq given here.
+                context.Send(Delivery.CreateRaw(pattern, ChangeEvents.ResetTo(position.Seq, reader.Epoch)));
             }
 
             context.Activate();
             return true;
         }, cancellationToken);
     }
+
+    /// <summary>
+    /// Reads a snapshot outside the store's write sequence, on one consistent view with its seq. Reading and
+    /// serializing thousands of records between commits would hold up every write for that long; the
+    /// sequenced step then only adds the changes committed since this read.
+    /// </summary>
+    private Task<SnapshotRead> ReadSnapshotAsync(CollectionTarget target, System.Security.Claims.ClaimsPrincipal? user,
+        string pattern, CancellationToken cancellationToken) =>
+        store.ReadAsync(reader =>
+        {
+            var seq = reader.GetPosition(pattern).Seq;
+            return new SnapshotRead(seq, reader.Epoch, SnapshotDelivery(target, user, reader, pattern, seq));
+        }, cancellationToken);
+
+    private Delivery SnapshotDelivery(CollectionTarget target, System.Security.Claims.ClaimsPrincipal? user,
+        IStoreReader reader, string pattern, long seq)
+    {
+        // One more than the limit tells whether the snapshot is whole; a partial one says so.
+        var stored = reader.List(pattern, options.MaxSnapshotItems + 1);
+        var truncated = stored.Count > options.MaxSnapshotItems;
+        var items = Readable(target, user, truncated ? [.. stored.Take(options.MaxSnapshotItems)] : stored);
+
+        // Cut by size as well: a snapshot larger than the session's queue would close the session, and the
+        // client, subscribing again, would get the same snapshot — forever.
+        var budget = ReplayBudget;
+        var fitting = 0;
+        foreach (var item in items)
+        {
+            budget -= Encoding.UTF8.GetByteCount(item.Json) + 1;
+            if (budget < 0)
+            {
+                truncated = true;
+                break;
+            }
+
+            fitting++;
+        }
+
+        return Delivery.CreateRaw(pattern, ChangeEvents.SnapshotOf(fitting < items.Count ? [.. items.Take(fitting)] : items, seq, reader.Epoch, truncated));
+    }
+
+    /// <summary>
+    /// The visible changes after <paramref name="since"/>, or null when together they are more than
+    /// <see cref="ReplayBudget"/> bytes (the caller then resets the client instead of overflowing its queue).
+    /// </summary>
+    private List<Delivery>? ChangesSince(CollectionTarget target, System.Security.Claims.ClaimsPrincipal? user,
+        IStoreReader reader, string pattern, long since)
+    {
+        var deliveries = new List<Delivery>();
+        long bytes = 0;
+        foreach (var change in reader.ChangesSince(pattern, since, options.MaxReplay))
+        {
+            if (Visible(target, user, change) is { } delivery)
+            {
+                bytes += delivery.Size;
+                if (bytes > ReplayBudget)
+                {
+                    return null;
+                }
+
+                deliveries.Add(delivery);
+            }
+        }
+
+        return deliveries;
+    }
+
+    /// <summary>
+    /// How many bytes a snapshot or replay may take: half the session's outbound queue
+    /// (<c>Bayeux:MaxQueuedBytes</c>), leaving the rest for live events that arrive while it is sent.
+    /// </summary>
+    private int ReplayBudget => bayeux.Options.MaxQueuedBytes / 2;
+
+    private sealed record SnapshotRead(long Seq, string Epoch, Delivery Delivery);
 
     // A write through the socket: data {method: POST|PUT|PATCH|DELETE, body: {...}, version?}. The publish
     // reply carries the outcome (ext.tidings: {status, record}) or a code:args:message error; the event itself is
