@@ -18,6 +18,11 @@ public sealed partial class SqliteStore : ITidingsStore
     private readonly TimeProvider _time;
     private readonly string _connectionString;
     private readonly Channel<WorkItem> _queue;
+
+    // SQLite calls block their thread. Reads beyond this many wait their turn asynchronously instead of
+    // taking every thread-pool thread (a reconnect storm of snapshot subscribes would otherwise starve the
+    // HTTP requests and the writer's completions).
+    private readonly SemaphoreSlim _readers = new(Math.Max(2, Environment.ProcessorCount));
     private SqliteConnection? _writeConnection;
     private IChangeSink? _sink;
     private Task? _loop;
@@ -71,14 +76,22 @@ public sealed partial class SqliteStore : ITidingsStore
 
     public async Task<T> ReadAsync<T>(Func<IStoreReader, T> work, CancellationToken cancellationToken)
     {
-        await using var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync(cancellationToken);
-        Execute(connection, "PRAGMA query_only = ON;");
-        // A deferred transaction pins one WAL snapshot for every statement the work runs.
-        using var transaction = connection.BeginTransaction(deferred: true);
-        var result = work(new SqliteAccess(connection, transaction, this));
-        transaction.Commit();
-        return result;
+        await _readers.WaitAsync(cancellationToken);
+        try
+        {
+            await using var connection = new SqliteConnection(_connectionString);
+            await connection.OpenAsync(cancellationToken);
+            Execute(connection, "PRAGMA query_only = ON;");
+            // A deferred transaction pins one WAL snapshot for every statement the work runs.
+            using var transaction = connection.BeginTransaction(deferred: true);
+            var result = work(new SqliteAccess(connection, transaction, this));
+            transaction.Commit();
+            return result;
+        }
+        finally
+        {
+            _readers.Release();
+        }
     }
 
     private async Task<T> EnqueueAsync<T>(Func<SqliteAccess, T> work, bool sequenced, CancellationToken cancellationToken)
