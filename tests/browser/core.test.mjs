@@ -33,6 +33,7 @@ describe('live collection core', { timeout: 90_000 }, () => {
     const f = await fixture(path);
     assert.deepEqual(f.collection.toArray(), [first.body]);
     assert.equal(f.count('reset'), 1);
+    assert.equal(f.collection.truncated, false);
 
     const created = (await server.rest('POST', path, { content: 'after' })).body;
     const updated = (await server.rest('PATCH', `${path}/${first.body.id}`, { tags: ['a', 'b'] })).body;
@@ -230,5 +231,28 @@ describe('live collection core', { timeout: 90_000 }, () => {
     const matching = [...(await server.state(TODOS)).items.values()].filter((t) => t.title === 'sent twice');
     assert.deepEqual(matching, [record], 'one record on the server');
     assert.equal(f.adds(record.id), 1);
+  });
+});
+
+describe('a collection cut by a server limit', { timeout: 60_000 }, () => {
+  let server;
+  before(async () => { server = await startServer({ 'Tidings:MaxSnapshotItems': 2, 'Tidings:MaxListItems': 2 }); });
+  after(async () => { await server?.dispose(); });
+
+  it('says it is truncated after the snapshot and after a reload, and still applies every change', async () => {
+    for (const title of ['a', 'b', 'c']) await server.rest('POST', TODOS, { title });
+    const f = await openCollection(faye, createClient, server, TODOS);
+    try {
+      assert.equal(f.collection.truncated, true);
+      assert.equal(f.collection.size, 2);
+      const added = (await server.rest('POST', TODOS, { title: 'd' })).body;
+      await waitFor(() => f.collection.get(added.id), { message: 'the live add' });
+      f.collection.reload();
+      await waitFor(() => f.count('reset') === 2, { message: 'the reload' });
+      assert.equal(f.collection.truncated, true);
+      assert.equal(f.collection.size, 2);
+    } finally {
+      await f.close();
+    }
   });
 });

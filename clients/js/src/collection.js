@@ -63,6 +63,11 @@ export class LiveCollection extends Emitter {
     this.ready = new Promise((resolve) => { this.#readyResolve = resolve; });
     /** True once a snapshot has been applied at least once. */
     this.loaded = false;
+    /**
+     * True when the last snapshot or list was cut by a server limit (item count, or what fits in the session's
+     * queue): `items` then holds only part of the collection, though every later change still applies.
+     */
+    this.truncated = false;
   }
 
   /** @internal Subscribes; the first message on the channel will be the SNAPSHOT. */
@@ -257,7 +262,7 @@ export class LiveCollection extends Emitter {
     if (this.#closed || !data || typeof data !== 'object') return;
     switch (data.method) {
       case 'SNAPSHOT':
-        this.#resetTo(data.items ?? [], data.seq, data.epoch);
+        this.#resetTo(data.items ?? [], data.seq, data.epoch, data.truncated === true);
         return;
       case 'RESET':
         // The subscription is live from data.seq on, but the server could not replay up to there.
@@ -313,10 +318,11 @@ export class LiveCollection extends Emitter {
   }
 
   /** A whole state (snapshot, reload). Older than what we hold → ignored. */
-  #resetTo(items, seq, epoch) {
+  #resetTo(items, seq, epoch, truncated = false) {
     if (this.seq !== null && epoch === this.epoch && seq < this.seq) return;
     this.seq = seq;
     this.epoch = epoch;
+    this.truncated = truncated;
     this.#confirmed = new Map(items.map((item) => [item.id, item]));
     for (const [id, ops] of this.#pending) {
       if (this.#confirmed.has(id)) for (const op of ops) if (op.kind === 'create') op.seen = true;
@@ -376,7 +382,7 @@ export class LiveCollection extends Emitter {
             // Events that arrived meanwhile are held; #resetTo drops those the snapshot covers.
             if (this.seq === null || body.seq >= this.seq || body.epoch !== this.epoch) {
               this.seq = null;
-              this.#resetTo(body.items, body.seq, body.epoch);
+              this.#resetTo(body.items, body.seq, body.epoch, body.truncated === true);
             }
           } else {
             this.#catchUpWanted = false;

@@ -63,6 +63,8 @@ export class LiveCollection<T extends TidingsRecord = TidingsRecord> extends Emi
   seq: number | null;
   epoch: string | null;
   loaded: boolean;
+  /** The last snapshot or list was cut by a server limit: `items` is only part of the collection. */
+  truncated: boolean;
   /** Resolves once the first snapshot has been applied. */
   readonly ready: Promise<void>;
   readonly size: number;
