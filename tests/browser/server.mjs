@@ -1,63 +1,18 @@
-// Shared helpers of the client suite: start/stop the real Tidings demo server, wait for conditions,
-// a Faye extension that holds, drops or repeats deliveries (to force orderings), a TCP proxy that
-// cuts connections, and a REST helper for a second, independent writer.
+// Helpers of the client suite: the real Tidings demo server (tests/shared/demo-server.mjs) with sign-in and
+// REST calls for a second, independent writer; a Faye extension that holds, drops or repeats deliveries (to
+// force orderings); a TCP proxy that cuts connections; and live-collection fixtures.
 //
 // Nothing here mocks the server: every test talks to a real `dotnet Tidings.Demo.dll` process.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
+import { DemoServer, waitFor, withTimeout } from '../shared/demo-server.mjs';
+
+export { DEMO_DLL, waitFor, quietPeriod, freePort, TcpProxy } from '../shared/demo-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-
-export const DEMO_DLL = path.resolve(here,
-  process.env.TIDINGS_DEMO_DLL ?? '../../samples/Demo/bin/Release/net10.0/Tidings.Demo.dll');
 export const ARTIFACTS = path.resolve(here, '../../artifacts/test-results/browser');
-
-const HOST = '127.0.0.1';
-
-// Every demo server this test file started; killed when the file's process exits for any reason, so
-// a failed or timed-out test never leaves a `dotnet` process behind (or holds the runner open).
-const running = new Set();
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
-process.once('SIGTERM', () => process.exit(143));
-
-/** Rejects with `message` when `promise` has not settled within `ms`. */
-export function within(promise, ms, message) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${message}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `condition` until it returns a truthy value (returned) or the deadline passes (throws). */
-export async function waitFor(condition, { timeout = 10_000, interval = 20, message = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let lastError;
-  for (;;) {
-    try {
-      const value = await condition();
-      if (value) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      const detail = lastError ? ` (last error: ${lastError.message ?? lastError})` : '';
-      throw new Error(`Timed out after ${timeout} ms waiting for ${message}${detail}`);
-    }
-    await delay(interval);
-  }
-}
-
-/** A bounded wait, used ONLY to assert that something does not happen within it. */
-export const quietPeriod = (ms = 300) => delay(ms);
 
 /** Resolves with the first event `name` of `emitter` whose arguments satisfy `predicate`. */
 export function nextEvent(emitter, name, predicate = () => true, timeout = 10_000) {
@@ -72,104 +27,14 @@ export function nextEvent(emitter, name, predicate = () => true, timeout = 10_00
   });
 }
 
-/** A free loopback port: listen on port 0, read it, close. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.unref();
-    probe.on('error', reject);
-    probe.listen(0, HOST, () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 /** Starts the demo server; `config` entries become `--Key=value` command-line overrides. */
-export async function startServer(config = {}) {
-  const server = new TidingsServer(config, await freePort());
-  await server.start();
-  return server;
+export function startServer(config = {}) {
+  return TidingsServer.start(config);
 }
 
-export class TidingsServer {
+export class TidingsServer extends DemoServer {
   constructor(config, port) {
-    this.config = config;
-    this.port = port;
-    this.base = `http://${HOST}:${port}`;
-    this.dataDir = mkdtempSync(path.join(os.tmpdir(), 'tidings-client-'));
-    this.child = null;
-    this.log = [];
-  }
-
-  async start() {
-    if (!existsSync(DEMO_DLL)) {
-      throw new Error(`Tidings demo not found at ${DEMO_DLL}. Build it first: ` +
-        '`dotnet build samples/Demo -c Release` (or set TIDINGS_DEMO_DLL).');
-    }
-    const args = [DEMO_DLL, '--urls', this.base, '--data', this.dataDir];
-    for (const [key, value] of Object.entries(this.config)) args.push(`--${key}=${value}`);
-    const child = spawn('dotnet', args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, DOTNET_NOLOGO: '1', ASPNETCORE_ENVIRONMENT: 'Production' },
-    });
-    this.child = child;
-    running.add(child);
-    child.exitedPromise = new Promise((resolve) => child.once('exit', (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    }));
-    const record = (chunk) => {
-      this.log.push(chunk.toString());
-      if (this.log.length > 2000) this.log.splice(0, 1000);
-    };
-    child.stdout.on('data', record);
-    child.stderr.on('data', record);
-
-    let early = null;
-    child.exitedPromise.then((status) => { early = status; });
-    await waitFor(async () => {
-      if (early) throw new Error(`server exited early: ${JSON.stringify(early)}`);
-      const response = await fetch(`${this.base}/`, { signal: AbortSignal.timeout(1000) });
-      await response.arrayBuffer();
-      return response.status === 200;
-    }, { timeout: 20_000, interval: 100, message: `the Tidings server on ${this.base} to answer GET /` })
-      .catch((error) => { throw new Error(`${error.message}\n--- server output ---\n${this.output()}`); });
-  }
-
-  output() {
-    return this.log.join('').slice(-8000);
-  }
-
-  async stop() {
-    const child = this.child;
-    if (!child) return;
-    this.child = null;
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await child.exitedPromise;
-      clearTimeout(killer);
-    }
-  }
-
-  /** Stops the process and starts a new one on the same port and data (all sessions are lost). */
-  async restart() {
-    await this.stop();
-    await this.start();
-  }
-
-  /** Stops, deletes the data (a new store: new epoch, empty log), starts again. */
-  async restartEmpty() {
-    await this.stop();
-    rmSync(this.dataDir, { recursive: true, force: true });
-    this.dataDir = mkdtempSync(path.join(os.tmpdir(), 'tidings-client-'));
-    await this.start();
-  }
-
-  async dispose() {
-    await this.stop();
-    rmSync(this.dataDir, { recursive: true, force: true });
+    super(config, port, 'tidings-client');
   }
 
   /** Signs in by name (the demo's POST /api/session); resolves with a bearer token. */
@@ -277,67 +142,6 @@ export class DeliveryGate {
   }
 }
 
-/**
- * Forwards 127.0.0.1:<proxy.port> to the server; `cut()` destroys every open connection and,
- * while `refusing`, new ones are closed at once (the network is down).
- */
-export class TcpProxy {
-  constructor(targetPort) {
-    this.targetPort = targetPort;
-    this.pairs = new Set();
-    this.refusing = false;
-    this.server = net.createServer((client) => this.#accept(client));
-  }
-
-  async listen() {
-    await new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, HOST, resolve);
-    });
-    this.port = this.server.address().port;
-    this.base = `http://${HOST}:${this.port}`;
-    return this;
-  }
-
-  #accept(client) {
-    if (this.refusing) {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect(this.targetPort, HOST);
-    const pair = { client, upstream };
-    this.pairs.add(pair);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-      this.pairs.delete(pair);
-    };
-    client.on('error', close).on('close', close);
-    upstream.on('error', close).on('close', close);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  }
-
-  /** The network goes down: open connections are cut, new ones refused. */
-  down() {
-    this.refusing = true;
-    for (const { client, upstream } of [...this.pairs]) {
-      client.destroy();
-      upstream.destroy();
-    }
-    this.pairs.clear();
-  }
-
-  up() {
-    this.refusing = false;
-  }
-
-  async close() {
-    this.down();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Client fixtures
 
@@ -366,7 +170,7 @@ export async function openCollection(faye, createClient, server, pathName, { wri
     },
   };
   if (ready) {
-    await within(collection.ready, 20_000, `${pathName} to load`).catch(async (error) => {
+    await withTimeout(collection.ready, 20_000, `${pathName} to load`).catch(async (error) => {
       await fixture.close();
       throw new Error(`${error.message}; deliveries seen: ${JSON.stringify(gate.seen).slice(0, 2000)}; ` +
         `subscribes: ${JSON.stringify(gate.subscribes).slice(0, 1000)}`);

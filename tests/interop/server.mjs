@@ -1,20 +1,15 @@
-// Shared helpers for the interop suite: start/stop the real Tidings demo server, wait for
-// conditions, speak raw Bayeux over HTTP, wrap the real faye and cometd clients behind one small
-// interface, and a TCP proxy that can black-hole and cut connections to simulate network loss.
+// Helpers of the interop suite: the real Tidings demo server (tests/shared/demo-server.mjs), raw Bayeux over
+// HTTP, the real faye and cometd clients behind one small interface, and a TCP proxy that can black-hole and
+// cut connections to simulate network loss.
 //
 // Nothing here mocks the server: every test talks to a real `dotnet Tidings.Demo.dll` process.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setTimeout as delay } from 'node:timers/promises';
 import { after as afterAll } from 'node:test';
-
 import faye from 'faye';
 import { adapt } from 'cometd-nodejs-client';
+import { DemoServer, waitFor, withTimeout, HOST } from '../shared/demo-server.mjs';
+
+export { DEMO_DLL, waitFor, quietPeriod, withTimeout, freePort, TcpProxy } from '../shared/demo-server.mjs';
 
 adapt();
 const cometdModule = await import('cometd');
@@ -27,46 +22,8 @@ afterAll(() => {
   setTimeout(() => process.exit(), 3000).unref();
 });
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-
-export const DEMO_DLL = path.resolve(here,
-  process.env.TIDINGS_DEMO_DLL ?? '../../samples/Demo/bin/Release/net10.0/Tidings.Demo.dll');
-
-const HOST = '127.0.0.1';
-
 // ---------------------------------------------------------------------------------------------
-// Waiting
-
-/** Polls `condition` until it returns a truthy value (returned) or the deadline passes (throws). */
-export async function waitFor(condition, { timeout = 10_000, interval = 20, message = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let lastError;
-  for (;;) {
-    try {
-      const value = await condition();
-      if (value) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      const detail = lastError ? ` (last error: ${lastError.message ?? lastError})` : '';
-      throw new Error(`Timed out after ${timeout} ms waiting for ${message}${detail}`);
-    }
-    await delay(interval);
-  }
-}
-
-/** A bounded wait, used ONLY to assert that something does not happen within it. */
-export const quietPeriod = (ms = 300) => delay(ms);
-
-/** Races a promise against a deadline. */
-export function withTimeout(promise, ms, what = 'operation') {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+// Waiting (waitFor, quietPeriod and withTimeout come from the shared module)
 
 /** Collects messages and lets tests await the ones they expect. */
 export class Inbox {
@@ -117,112 +74,18 @@ export class Inbox {
 // ---------------------------------------------------------------------------------------------
 // The server process
 
-/** A free loopback port: listen on port 0, read it, close. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.unref();
-    probe.on('error', reject);
-    probe.listen(0, HOST, () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * Starts the demo server. `config` maps Bayeux option names to values, passed as
  * `--Bayeux:Name=value` command-line overrides (TimeSpans as hh:mm:ss).
  */
-export async function startServer(config = {}, { port } = {}) {
-  const server = new TidingsServer(config, port ?? await freePort());
-  try {
-    await server.start();
-  } catch (error) {
-    await server.dispose(); // never leave a half-started process behind
-    throw error;
-  }
-  return server;
+export function startServer(config = {}, { port } = {}) {
+  return TidingsServer.start(config, { port });
 }
 
-export class TidingsServer {
+export class TidingsServer extends DemoServer {
   constructor(config, port) {
-    this.config = config;
-    this.port = port;
-    this.base = `http://${HOST}:${port}`;
-    this.bayeux = `${this.base}/bayeux`;
+    super(Object.fromEntries(Object.entries(config).map(([key, value]) => [`Bayeux:${key}`, value])), port, 'tidings-interop');
     this.wsUrl = `ws://${HOST}:${port}/bayeux`;
-    this.dataDir = mkdtempSync(path.join(os.tmpdir(), 'tidings-interop-'));
-    this.child = null;
-    this.log = [];
-  }
-
-  async start() {
-    if (!existsSync(DEMO_DLL)) {
-      throw new Error(`Tidings demo not found at ${DEMO_DLL}. Build it first: ` +
-        '`dotnet build samples/Demo -c Release` (or set TIDINGS_DEMO_DLL).');
-    }
-    const args = [DEMO_DLL, '--urls', this.base, '--data', this.dataDir];
-    for (const [key, value] of Object.entries(this.config)) args.push(`--Bayeux:${key}=${value}`);
-    const child = spawn('dotnet', args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, DOTNET_NOLOGO: '1', ASPNETCORE_ENVIRONMENT: 'Production' },
-    });
-    this.child = child;
-    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    child.exitedPromise = exited;
-    const record = (chunk) => {
-      this.log.push(chunk.toString());
-      if (this.log.length > 2000) this.log.splice(0, 1000);
-    };
-    child.stdout.on('data', record);
-    child.stderr.on('data', record);
-
-    let early = null;
-    exited.then((status) => { early = status; });
-    await waitFor(async () => {
-      if (early) throw Object.assign(new Error(`server exited early: ${JSON.stringify(early)}\n${this.output()}`), { fatal: true });
-      const response = await fetch(`${this.base}/`, { signal: AbortSignal.timeout(1000) });
-      await response.arrayBuffer();
-      return response.status === 200;
-    }, { timeout: 20_000, interval: 100, message: `the Tidings server on ${this.base} to answer GET /` })
-      .catch((error) => {
-        throw new Error(`${error.message}\n--- server output ---\n${this.output()}`);
-      });
-  }
-
-  output() {
-    return this.log.join('').slice(-8000);
-  }
-
-  /**
-   * SIGTERM, then SIGKILL if the process has not exited after `killAfter` ms.
-   * Returns { ms, forced } (forced: SIGKILL was needed).
-   */
-  async stop({ killAfter = 5000 } = {}) {
-    const child = this.child;
-    if (!child) return { ms: 0, forced: false };
-    this.child = null;
-    const started = Date.now();
-    let forced = false;
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => { forced = true; child.kill('SIGKILL'); }, killAfter);
-      await child.exitedPromise;
-      clearTimeout(killer);
-    }
-    return { ms: Date.now() - started, forced };
-  }
-
-  /** Stops the process and starts a new one on the same port (all sessions are lost). */
-  async restart() {
-    await this.stop();
-    await this.start();
-  }
-
-  async dispose() {
-    await this.stop();
-    rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
 
@@ -476,75 +339,4 @@ export class CometdAdapter {
 /** Disconnects every client, ignoring failures (used in after hooks). */
 export async function disconnectAll(clients) {
   await Promise.all(clients.splice(0).map((c) => c.disconnect().catch(() => {})));
-}
-
-// ---------------------------------------------------------------------------------------------
-// A TCP proxy for simulating network loss
-
-/**
- * Forwards 127.0.0.1:<proxy.port> to the server. `blackhole()` silently drops server→client bytes
- * (recording them), `cut()` destroys every open connection, `restore()` forwards normally again.
- */
-export class TcpProxy {
-  constructor(targetPort) {
-    this.targetPort = targetPort;
-    this.pairs = new Set();
-    this.dropping = false;
-    this.dropped = '';
-    this.server = net.createServer((client) => this.#accept(client));
-  }
-
-  async listen() {
-    await new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, HOST, resolve);
-    });
-    this.port = this.server.address().port;
-    this.bayeux = `http://${HOST}:${this.port}/bayeux`;
-    return this;
-  }
-
-  #accept(client) {
-    const upstream = net.connect(this.targetPort, HOST);
-    const pair = { client, upstream };
-    this.pairs.add(pair);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-      this.pairs.delete(pair);
-    };
-    client.on('error', close).on('close', close);
-    upstream.on('error', close).on('close', close);
-    client.on('data', (chunk) => upstream.write(chunk));
-    upstream.on('data', (chunk) => {
-      if (this.dropping) this.dropped += chunk.toString('latin1');
-      else client.write(chunk);
-    });
-  }
-
-  get connections() {
-    return this.pairs.size;
-  }
-
-  blackhole() {
-    this.dropping = true;
-    this.dropped = '';
-  }
-
-  restore() {
-    this.dropping = false;
-  }
-
-  cut() {
-    for (const { client, upstream } of [...this.pairs]) {
-      client.destroy();
-      upstream.destroy();
-    }
-    this.pairs.clear();
-  }
-
-  async close() {
-    this.cut();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
 }
