@@ -173,32 +173,10 @@ internal sealed partial class BayeuxHttpHandler(BayeuxServer server)
     {
         var request = context.Request;
         var limit = server.Options.MaxRequestBytes;
-        if (request.ContentLength > limit)
+        if (await BoundedBody.ReadAsync(request, limit, context.RequestAborted) is not { } bytes)
         {
             return BodyRead.TooLarge(limit);
         }
-
-        var reader = request.BodyReader;
-        ReadResult result;
-        while (true)
-        {
-            result = await reader.ReadAsync(context.RequestAborted);
-            if (result.Buffer.Length > limit)
-            {
-                reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
-                return BodyRead.TooLarge(limit);
-            }
-
-            if (result.IsCompleted)
-            {
-                break;
-            }
-
-            reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
-        }
-
-        var bytes = result.Buffer.ToArray();
-        reader.AdvanceTo(result.Buffer.End);
 
         // Form bodies (message=…) come from browsers' cross-origin transports; others are plain JSON,
         // whatever their content type (text/plain avoids a CORS preflight).

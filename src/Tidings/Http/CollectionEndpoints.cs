@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -9,6 +7,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Net.Http.Headers;
 using Tidings.Access;
+using Tidings.Bayeux.Transports;
 using Tidings.Changes;
 using Tidings.Collections;
 using Tidings.Storage;
@@ -290,34 +289,12 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         }
 
         var limit = options.MaxBodyBytes;
-        if (request.ContentLength > limit)
+        if (await BoundedBody.ReadAsync(request, limit, context.RequestAborted) is not { } bytes)
         {
             await Problems.TooLarge(context, limit);
             return null;
         }
 
-        var reader = request.BodyReader;
-        ReadResult result;
-        while (true)
-        {
-            result = await reader.ReadAsync(context.RequestAborted);
-            if (result.Buffer.Length > limit)
-            {
-                reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
-                await Problems.TooLarge(context, limit);
-                return null;
-            }
-
-            if (result.IsCompleted)
-            {
-                break;
-            }
-
-            reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
-        }
-
-        var bytes = result.Buffer.ToArray();
-        reader.AdvanceTo(result.Buffer.End);
         try
         {
             if (JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = 32 }) is JsonObject body)
