@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
@@ -14,6 +15,9 @@ namespace Tidings.Sqlite;
 /// </summary>
 public sealed partial class SqliteStore : ITidingsStore
 {
+    /// <summary>The meter of the store's instruments (commit duration and group size).</summary>
+    public const string MeterName = "Tidings.Store";
+
     private readonly SqliteStoreOptions _options;
     private readonly TimeProvider _time;
     private readonly string _connectionString;
@@ -30,12 +34,22 @@ public sealed partial class SqliteStore : ITidingsStore
     private long _lastAgeTrim;
     private int _disposed;
     private readonly ILogger _logger;
+    private readonly Meter _meter;
+    private readonly bool _ownsMeter;
+    private readonly Histogram<double> _commitDuration;
+    private readonly Histogram<int> _commitWrites;
 
-    public SqliteStore(SqliteStoreOptions options, TimeProvider time, ILogger<SqliteStore>? logger = null)
+    public SqliteStore(SqliteStoreOptions options, TimeProvider time, ILogger<SqliteStore>? logger = null, IMeterFactory? meterFactory = null)
     {
         _options = options;
         _time = time;
         _logger = logger ?? NullLogger<SqliteStore>.Instance;
+        _ownsMeter = meterFactory is null;
+        _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
+        _commitDuration = _meter.CreateHistogram<double>("tidings.store.commit.duration", "s",
+            "Time from the start of a grouped commit to its durable end (fsync included).");
+        _commitWrites = _meter.CreateHistogram<int>("tidings.store.commit.writes", "{write}",
+            "Writes grouped into one commit.");
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = options.Path,
@@ -166,6 +180,7 @@ public sealed partial class SqliteStore : ITidingsStore
 
     private void CommitGroup(List<WorkItem> batch)
     {
+        var started = _time.GetTimestamp();
         var connection = _writeConnection!;
         var changes = new List<ChangeEntry>();
         try
@@ -192,6 +207,8 @@ public sealed partial class SqliteStore : ITidingsStore
 
             TrimByAge(connection, transaction);
             transaction.Commit();
+            _commitDuration.Record(_time.GetElapsedTime(started).TotalSeconds);
+            _commitWrites.Record(batch.Count);
         }
         catch (Exception ex)
         {
@@ -267,6 +284,10 @@ public sealed partial class SqliteStore : ITidingsStore
         }
 
         SqliteConnection.ClearAllPools();
+        if (_ownsMeter)
+        {
+            _meter.Dispose();
+        }
     }
 
     private abstract class WorkItem(bool sequenced)

@@ -20,7 +20,8 @@ public static class SqliteTidingsBuilderExtensions
             sp.GetService<IConfiguration>()?.GetSection("Tidings:Sqlite").Bind(options);
             options.Path = path;
             configure?.Invoke(options);
-            return new SqliteStore(options, sp.GetRequiredService<TimeProvider>(), sp.GetService<Microsoft.Extensions.Logging.ILogger<SqliteStore>>());
+            return new SqliteStore(options, sp.GetRequiredService<TimeProvider>(), sp.GetService<Microsoft.Extensions.Logging.ILogger<SqliteStore>>(),
+                sp.GetService<System.Diagnostics.Metrics.IMeterFactory>());
         });
         return builder;
     }

@@ -404,7 +404,7 @@ public sealed partial class BayeuxServer
             return reply;
         }
 
-        _index.Publish(Delivery.Create(channel, data));
+        PublishCounted(Delivery.Create(channel, data));
         return reply;
     }
 

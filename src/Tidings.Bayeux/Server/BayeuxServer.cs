@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
@@ -23,13 +24,16 @@ public sealed partial class BayeuxServer : IDisposable
     private volatile bool _stopping;
     private readonly ILogger _logger;
     private readonly ITimer _sweeper;
+    private readonly BayeuxMetrics _metrics;
 
-    public BayeuxServer(IOptions<BayeuxOptions> options, TimeProvider time, ILogger<BayeuxServer> logger, IEnumerable<IBayeuxExtension> extensions)
+    public BayeuxServer(IOptions<BayeuxOptions> options, TimeProvider time, ILogger<BayeuxServer> logger, IEnumerable<IBayeuxExtension> extensions,
+        IMeterFactory? meterFactory = null)
     {
         Options = options.Value;
         Time = time;
         _logger = logger;
         _extensions = [.. extensions];
+        _metrics = new BayeuxMetrics(meterFactory, () => _sessions.Count, () => _sockets.Count);
         _sweeper = time.CreateTimer(static s => ((BayeuxServer)s!).SweepExpiredSessions(), this, Options.SweepInterval, Options.SweepInterval);
     }
 
@@ -46,21 +50,28 @@ public sealed partial class BayeuxServer : IDisposable
     public int Publish(string channel, JsonElement data)
     {
         EnsurePublishable(channel);
-        return _index.Publish(Delivery.Create(channel, data));
+        return PublishCounted(Delivery.Create(channel, data));
     }
 
     /// <summary>Publishes a prepared delivery (e.g. one carrying a per-recipient <see cref="IDeliveryFilter"/>).</summary>
     public int Publish(Delivery delivery)
     {
         EnsurePublishable(delivery.Channel);
-        return _index.Publish(delivery);
+        return PublishCounted(delivery);
     }
 
     /// <summary>Publishes an already-serialized UTF-8 JSON payload, so callers that hold bytes skip a parse.</summary>
     public int PublishRaw(string channel, ReadOnlySpan<byte> utf8JsonData)
     {
         EnsurePublishable(channel);
-        return _index.Publish(Delivery.CreateRaw(channel, utf8JsonData));
+        return PublishCounted(Delivery.CreateRaw(channel, utf8JsonData));
+    }
+
+    private int PublishCounted(Delivery delivery)
+    {
+        var recipients = _index.Publish(delivery);
+        _metrics.Published(recipients);
+        return recipients;
     }
 
     /// <summary>
@@ -146,6 +157,7 @@ public sealed partial class BayeuxServer : IDisposable
             socket?.CloseForPolicy("Outbound queue exceeded Bayeux:MaxQueuedBytes; handshake again");
         }
 
+        _metrics.Closed(reason);
         BayeuxLog.SessionClosed(_logger, session.Id, reason);
     }
 
@@ -206,6 +218,7 @@ public sealed partial class BayeuxServer : IDisposable
     {
         _sweeper.Dispose();
         Shutdown();
+        _metrics.Dispose();
     }
 
     private static void EnsurePublishable(string channel)
