@@ -81,14 +81,18 @@ public sealed partial class BayeuxServer
                 reply.Advice = HandshakeAdvice();
             }
         }
-        else if (reason != ConnectRelease.Superseded)
+        else
         {
-            // A superseded connect is answered empty: its client has already moved on to the newer one, which
-            // is where waiting deliveries must go (the older response is often a dead connection).
-            deliveries = session.TakeForConnect(out var ackBatch);
-            if (ackBatch is { } batch)
+            reply.Advice = RetryAdvice();
+            if (reason != ConnectRelease.Superseded)
             {
-                reply.GetOrCreateExt()["ack"] = batch;
+                // A superseded connect is answered empty: its client has already moved on to the newer one, which
+                // is where waiting deliveries must go (the older response is often a dead connection).
+                deliveries = session.TakeForConnect(out var ackBatch);
+                if (ackBatch is { } batch)
+                {
+                    reply.GetOrCreateExt()["ack"] = batch;
+                }
             }
         }
 
@@ -228,8 +232,9 @@ public sealed partial class BayeuxServer
             return reply.Fail(BayeuxError.ConnectionTypeMismatch(message.ConnectionType));
         }
 
+        // The advice is added when the connect is answered (CompleteConnectAsync), not while it is held: a JSON
+        // object per idle session for hours is memory (bench/RESULTS.md, "Where an idle session's memory goes").
         reply.ClientId = s.Id;
-        reply.Advice = RetryAdvice();
         s.Touch(Time.GetTimestamp());
         if (s.AckEnabled && message.TryGetExt("ack", out var ack) && ack.TryGetInt64(out var batch))
         {
@@ -239,6 +244,8 @@ public sealed partial class BayeuxServer
         var connect = new HeldConnect(s, message, reply, transport);
         if (!s.TryHold(connect, out var hasWaiting))
         {
+            // Closed between the lookup and now.
+            reply.Advice = HandshakeAdvice();
             return reply.Fail(BayeuxError.ClientUnknown(s.Id));
         }
 
