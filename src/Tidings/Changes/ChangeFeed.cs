@@ -25,16 +25,31 @@ public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry,
 {
     public void Committed(IReadOnlyList<ChangeEntry> changes)
     {
+        // One change that cannot be published must not silence the rest of its commit group: each is tried, and
+        // the first failure is rethrown afterwards for the store to log.
+        Exception? failure = null;
         foreach (var change in changes)
         {
-            var delivery = Delivery.CreateRaw(change.Path, ChangeEvents.Change(change));
-            if (registry.Resolve(change.Path) is { } target && !target.Collection.IsReadableByAnyone)
+            try
             {
-                // Every recipient, however it subscribed (exact, wildcard, /**), passes the collection's rules.
-                delivery = delivery.WithFilter(new ChangeFilter(target, change));
-            }
+                var delivery = Delivery.CreateRaw(change.Path, ChangeEvents.Change(change));
+                if (registry.Resolve(change.Path) is { } target && !target.Collection.IsReadableByAnyone)
+                {
+                    // Every recipient, however it subscribed (exact, wildcard, /**), passes the collection's rules.
+                    delivery = delivery.WithFilter(new ChangeFilter(target, change));
+                }
 
-            bayeux.Publish(delivery);
+                bayeux.Publish(delivery);
+            }
+            catch (Exception ex)
+            {
+                failure ??= ex;
+            }
+        }
+
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
     }
 

@@ -59,7 +59,7 @@ public sealed class RouteTemplate
     public bool TryMatch(string path, out IReadOnlyDictionary<string, string> values)
     {
         values = EmptyValues;
-        if (!path.StartsWith('/'))
+        if (!path.StartsWith('/') || path.Length > ChannelName.MaxLength)
         {
             return false;
         }
@@ -118,7 +118,8 @@ public sealed class RouteTemplate
         return true;
     }
 
-    /// <summary>Builds the concrete path from parameter values; false when a value is not a valid channel segment.</summary>
+    /// <summary>Builds the concrete path from parameter values; false when a value is not a valid channel segment or
+    /// the path would be longer than a channel name.</summary>
     public bool TryBuildPath(Func<string, string?> valueOf, out string path)
     {
         var parts = new string[_segments.Length];
@@ -140,7 +141,14 @@ public sealed class RouteTemplate
             parts[i] = value;
         }
 
+        // The path is also the channel of its events: one longer than a channel name could be stored, never published.
         path = "/" + string.Join('/', parts);
+        if (path.Length > ChannelName.MaxLength)
+        {
+            path = string.Empty;
+            return false;
+        }
+
         return true;
     }
 

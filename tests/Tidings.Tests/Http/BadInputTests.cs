@@ -204,4 +204,20 @@ public sealed class BadInputTests : IAsyncLifetime
         await AssertRefusedAsync(HttpStatusCode.BadRequest,
             () => _app.SendAsync(new HttpMethod(method), path, method == "POST" ? """{"content":"x"}""" : null));
     }
+
+    [Fact]
+    public async Task A_path_longer_than_a_channel_name_answers_400_and_one_at_the_limit_is_stored()
+    {
+        // The path is the event's channel: one over ChannelName.MaxLength (1024) could be stored but never published.
+        var atLimit = "/api/flows/" + new string('f', 1004) + "/messages";
+        var overLimit = "/api/flows/" + new string('f', 1005) + "/messages";
+        Assert.Equal(1024, atLimit.Length);
+
+        await AssertRefusedAsync(HttpStatusCode.BadRequest, () => _app.SendAsync(HttpMethod.Post, overLimit, """{"content":"x"}"""));
+        await AssertRefusedAsync(HttpStatusCode.BadRequest, () => _app.SendAsync(HttpMethod.Get, overLimit));
+
+        using var created = await _app.SendAsync(HttpMethod.Post, atLimit, """{"content":"x"}""");
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Single((await _app.ListAsync(atLimit)).Items);
+    }
 }
