@@ -285,9 +285,10 @@ public sealed partial class BayeuxServer
         }
 
         var added = new List<string>(patterns.Count);
+        var full = false;
         void Activate(string pattern)
         {
-            if (s.AddSubscription(pattern))
+            if (s.AddSubscription(pattern, Options.MaxSubscriptionsPerSession, out var atCap))
             {
                 added.Add(pattern);
                 _index.Add(pattern, s);
@@ -297,6 +298,8 @@ public sealed partial class BayeuxServer
                     _index.Remove(pattern, s);
                 }
             }
+
+            full |= atCap;
         }
 
         foreach (var pattern in patterns)
@@ -330,6 +333,18 @@ public sealed partial class BayeuxServer
             }
 
             context.Activate();
+        }
+
+        if (full)
+        {
+            // Concurrent subscribes of this session filled it meanwhile: all or nothing, as for any refusal.
+            foreach (var undo in added)
+            {
+                s.RemoveSubscription(undo);
+                _index.Remove(undo, s);
+            }
+
+            return reply.Fail(BayeuxError.TooManySubscriptions(Options.MaxSubscriptionsPerSession));
         }
 
         return reply;

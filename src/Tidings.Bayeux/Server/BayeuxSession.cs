@@ -114,11 +114,17 @@ public sealed class BayeuxSession : Subscriber
 
     internal void Touch(long now) => Volatile.Write(ref _lastActivity, now);
 
-    internal bool AddSubscription(string pattern)
+    /// <summary>
+    /// Adds a subscription unless the session is closed, already has it, or holds <paramref name="max"/> already
+    /// (<paramref name="full"/>). Checked here, under the session's lock, because subscribes of one session can
+    /// run concurrently (several long-poll requests) and each passes the early count check on its own.
+    /// </summary>
+    internal bool AddSubscription(string pattern, int max, out bool full)
     {
         lock (_gate)
         {
-            return !IsClosed && _subscriptions.Add(pattern);
+            full = !IsClosed && _subscriptions.Count >= max && !_subscriptions.Contains(pattern);
+            return !IsClosed && !full && _subscriptions.Add(pattern);
         }
     }
 

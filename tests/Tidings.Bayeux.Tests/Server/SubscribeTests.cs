@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Tidings.Bayeux.Server;
 using Tidings.Bayeux.Tests.Support;
 
 namespace Tidings.Bayeux.Tests.Server;
@@ -112,6 +113,54 @@ public sealed class SubscribeTests
         Assert.True(h.Server.TryGetSession(clientId, out var session));
         Assert.Equal(["/a", "/b"], session.Subscriptions.Order(StringComparer.Ordinal));
         ReplyAssert.Succeeded(await h.SubscribeAsync(clientId, "\"/c\""));
+    }
+
+    [Fact]
+    public async Task Concurrent_subscribes_of_one_session_cannot_pass_the_limit_together()
+    {
+        using var h = new BayeuxHarness(o => o.MaxSubscriptionsPerSession = 3);
+        var gate = new GatedHandler("/gated/", waiters: 2);
+        h.Server.AddChannelHandler(gate);
+        var clientId = await h.HandshakeAsync();
+
+        // Both requests pass the early count (0 + 2 <= 3) and wait in the handler; only one can then fit.
+        var first = h.SubscribeAsync(clientId, """["/gated/a","/gated/b"]""");
+        var second = h.SubscribeAsync(clientId, """["/gated/c","/gated/d"]""");
+        await gate.AllWaiting;
+        gate.Open();
+        var replies = await Task.WhenAll(first, second);
+
+        Assert.Single(replies, r => r.GetProperty("successful").GetBoolean());
+        var refused = Assert.Single(replies, r => !r.GetProperty("successful").GetBoolean());
+        ReplyAssert.FailedWith(429, refused);
+        Assert.True(h.Server.TryGetSession(clientId, out var session));
+        Assert.Equal(2, session.Subscriptions.Count);
+    }
+
+    /// <summary>Owns channels under a prefix; each subscribe waits until the test opens the gate.</summary>
+    private sealed class GatedHandler(string prefix, int waiters) : IBayeuxChannelHandler
+    {
+        private readonly TaskCompletionSource _open = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _allWaiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _waiting;
+
+        public bool Owns(string channelOrPattern) => channelOrPattern.StartsWith(prefix, StringComparison.Ordinal);
+
+        public ValueTask PublishAsync(BayeuxServiceCall call, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+        public async ValueTask SubscribeAsync(BayeuxSubscribeContext context, CancellationToken cancellationToken)
+        {
+            if (Interlocked.Increment(ref _waiting) == waiters)
+            {
+                _allWaiting.TrySetResult();
+            }
+
+            await _open.Task.WaitAsync(cancellationToken);
+        }
+
+        public Task AllWaiting => _allWaiting.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        public void Open() => _open.TrySetResult();
     }
 
     [Fact]
