@@ -217,7 +217,10 @@ public sealed class BayeuxSession : Subscriber
             // delivery is either in this list or lands in _pending afterwards.
             var unsent = socket.TakeUnsentDeliveries();
             _socket = null;
-            if (unsent.Count == 0 || IsClosed)
+
+            // With the ack extension the socket only ever carried connect replies, whose deliveries are still in
+            // _unacked and go out again with the next connect: queueing them again would send each one twice.
+            if (unsent.Count == 0 || IsClosed || AckEnabled)
             {
                 return;
             }
