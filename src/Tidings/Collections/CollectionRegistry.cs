@@ -14,10 +14,11 @@ public sealed class CollectionRegistry
     {
         foreach (var existing in _collections)
         {
-            if (existing.Route.ChannelPattern == definition.Route.ChannelPattern)
+            if (existing.Route.Overlaps(definition.Route))
             {
                 throw new InvalidOperationException(
-                    $"Collections '{existing.Route.Template}' and '{definition.Route.Template}' would share channels.");
+                    $"Collections '{existing.Route.Template}' and '{definition.Route.Template}' overlap: one path (or record path) "
+                    + "could belong to both, and each has its own rules. Give them routes that differ in a literal segment.");
             }
         }
 

@@ -118,6 +118,34 @@ public sealed class RouteTemplate
         return true;
     }
 
+    /// <summary>
+    /// True when one concrete path could belong to both routes, or to one route and the other's record path
+    /// (<c>{route}/{id}</c>). Such routes would resolve a path to different collections (and rules) in REST routing
+    /// and in Bayeux, so they are refused at startup.
+    /// </summary>
+    public bool Overlaps(RouteTemplate other) =>
+        SegmentsOverlap(_segments, _isParameter, other._segments, other._isParameter)
+        || SegmentsOverlap([.. _segments, "id"], [.. _isParameter, true], other._segments, other._isParameter)
+        || SegmentsOverlap(_segments, _isParameter, [.. other._segments, "id"], [.. other._isParameter, true]);
+
+    private static bool SegmentsOverlap(string[] a, bool[] aIsParameter, string[] b, bool[] bIsParameter)
+    {
+        if (a.Length != b.Length)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < a.Length; i++)
+        {
+            if (!aIsParameter[i] && !bIsParameter[i] && !string.Equals(a[i], b[i], StringComparison.Ordinal))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>Builds the concrete path from parameter values; false when a value is not a valid channel segment or
     /// the path would be longer than a channel name.</summary>
     public bool TryBuildPath(Func<string, string?> valueOf, out string path)
