@@ -12,8 +12,14 @@ namespace Tidings.Identity;
 /// </summary>
 public sealed class OriginPolicy(IOptions<BayeuxOptions> bayeux)
 {
+    /// <summary>
+    /// True when the request is signed in by something the browser sends on its own (the cookie): anything but a
+    /// bearer token. Decided from the request, as the policy scheme chooses, not from the identity's
+    /// <c>AuthenticationType</c>, which is whatever label the app gave it at sign-in.
+    /// </summary>
     public static bool IsCookieUser(HttpContext context) =>
-        context.User.Identity is { IsAuthenticated: true, AuthenticationType: TidingsIdentityOptions.CookieScheme };
+        context.User.Identity?.IsAuthenticated == true
+        && !context.Request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>True when the request demonstrably comes from this site (or an allowed origin).</summary>
     public bool IsSameSite(HttpContext context)

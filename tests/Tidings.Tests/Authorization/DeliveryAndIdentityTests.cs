@@ -151,6 +151,26 @@ public sealed class DeliveryAndIdentityTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_cookie_sign_in_labelled_by_the_app_is_still_held_to_the_same_site_rule()
+    {
+        var cookies = new CookieContainer();
+        using var browser = new HttpClient(new HttpClientHandler { CookieContainer = cookies }) { BaseAddress = _app.Address };
+        (await browser.PostAsync("/signin-labelled/ada", null)).EnsureSuccessStatusCode();
+        using var adaHttp = _app.ClientFor("ada");
+        var before = JsonNode.Parse(await adaHttp.GetStringAsync(Flow))!["seq"]!.GetValue<long>();
+
+        using var foreign = new HttpRequestMessage(HttpMethod.Post, Flow) { Content = TidingsApp.Json("""{"content":"forged"}""") };
+        foreign.Headers.Add("Origin", "http://evil.example");
+        Assert.Equal(HttpStatusCode.Forbidden, (await browser.SendAsync(foreign)).StatusCode);
+
+        const string handshake = """[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"id":"h"}]""";
+        using var crossSite = new HttpRequestMessage(HttpMethod.Post, "/bayeux") { Content = TidingsApp.Json(handshake) };
+        crossSite.Headers.Add("Origin", "http://evil.example");
+        BayeuxClient.FailedWith(403, JsonNode.Parse(await (await browser.SendAsync(crossSite)).Content.ReadAsStringAsync())![0]!.AsObject());
+        Assert.Equal(before, JsonNode.Parse(await adaHttp.GetStringAsync(Flow))!["seq"]!.GetValue<long>());
+    }
+
+    [Fact]
     public async Task Cookie_writes_and_handshakes_are_accepted_from_this_site_only_and_jsonp_ignores_the_cookie()
     {
         var cookies = new CookieContainer();

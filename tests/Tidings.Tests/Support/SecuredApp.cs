@@ -48,14 +48,22 @@ internal static class SecuredApp
                     "public cards, and private cards by their author"))
                 .Create(AccessRule.SignedIn).Update(AccessRule.RecordUser("user")).Delete(AccessRule.RecordUser("user"))));
 
-    /// <summary>Sign-in by name, as the demo does: a cookie for browsers.</summary>
-    public static void MapSignIn(WebApplication app) =>
-        app.MapPost("/signin/{name}", async (HttpContext http, string name) =>
-        {
-            var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, name)], TidingsIdentityOptions.CookieScheme);
-            await http.SignInAsync(TidingsIdentityOptions.CookieScheme, new ClaimsPrincipal(identity));
-            return Results.Ok();
-        });
+    /// <summary>
+    /// Sign-in by name, as the demo does: a cookie for browsers. <c>/signin-labelled/{name}</c> signs in the way an
+    /// app with its own sign-in might, labelling the identity "Cookies": it is still a cookie user.
+    /// </summary>
+    public static void MapSignIn(WebApplication app)
+    {
+        app.MapPost("/signin/{name}", (HttpContext http, string name) => SignInAsync(http, name, TidingsIdentityOptions.CookieScheme));
+        app.MapPost("/signin-labelled/{name}", (HttpContext http, string name) => SignInAsync(http, name, "Cookies"));
+    }
+
+    private static async Task<IResult> SignInAsync(HttpContext http, string name, string authenticationType)
+    {
+        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, name)], authenticationType);
+        await http.SignInAsync(TidingsIdentityOptions.CookieScheme, new ClaimsPrincipal(identity));
+        return Results.Ok();
+    }
 
     public static string TokenFor(this TidingsApp app, string user) => app.Services.GetRequiredService<TidingsTokens>().Issue(user);
 
