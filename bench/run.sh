@@ -57,10 +57,11 @@ start_server() { # target → sets server_pid and port
     tidings)
       local data
       data=$(mktemp -d)
-      # Rate limits lifted: they are per-session abuse guards, not what is measured here.
+      # Rate limits lifted: they are per-session and per-address abuse guards, not what is measured here.
       dotnet "$demo" --urls "http://127.0.0.1:$port" --data "$data" --Logging:LogLevel:Default=Warning \
         --Tidings:PublishesPerSecond=10000000 --Tidings:PublishBurst=10000000 \
-        --Tidings:RequestsPerSecond=10000000 --Tidings:RequestBurst=10000000 >"$out/tidings-server.log" 2>&1 &
+        --Tidings:RequestsPerSecond=10000000 --Tidings:RequestBurst=10000000 \
+        --Tidings:HandshakesPerSecond=10000000 --Tidings:HandshakeBurst=10000000 >"$out/tidings-server.log" 2>&1 &
       ;;
     faye)
       node "$bench/faye-server.js" "$port" >"$out/faye-server.log" 2>&1 &

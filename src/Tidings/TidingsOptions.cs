@@ -27,6 +27,12 @@ public sealed class TidingsOptions
     /// <summary>Publishes one Bayeux session may make in a burst.</summary>
     public int PublishBurst { get; set; } = 100;
 
+    /// <summary>Bayeux handshakes one client address may make per second, sustained.</summary>
+    public double HandshakesPerSecond { get; set; } = 20;
+
+    /// <summary>Bayeux handshakes one client address may make in a burst.</summary>
+    public int HandshakeBurst { get; set; } = 200;
+
     /// <summary>REST requests one user (or, signed out, one address) may make per second, sustained.</summary>
     public int RequestsPerSecond { get; set; } = 100;
 

@@ -40,6 +40,7 @@ public static class TidingsServiceCollectionExtensions
         services.TryAddSingleton<ChangeFeed>();
         services.TryAddSingleton<OriginPolicy>();
         services.AddHostedService<TidingsStartup>();
+        bayeux.AddExtension<BayeuxHandshakeLimitExtension>();
         bayeux.AddExtension<BayeuxRateLimitExtension>();
         AddRestRateLimit(services);
         return new TidingsBuilder(services, registry, bayeux);

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Net;
 using System.Security.Claims;
 using System.Text.Json;
 using Tidings.Bayeux.Protocol;
@@ -81,6 +83,63 @@ internal sealed class BayeuxRateLimitExtension(TidingsOptions options, TimeProvi
     }
 }
 
+/// <summary>
+/// Per-address limit on handshakes. A session is cheap to ask for and lives for the connect timeout plus the grace
+/// period even if never used, so without this one client could fill <c>Bayeux:MaxSessions</c> (locking everyone
+/// else out) or sidestep the per-session publish limit by starting new sessions. Behind a proxy, configure
+/// ASP.NET Core's forwarded headers so the address is the client's. The table of addresses is bounded: idle
+/// addresses (full buckets) are dropped when it fills.
+/// </summary>
+internal sealed class BayeuxHandshakeLimitExtension(TidingsOptions options, TimeProvider time) : IBayeuxExtension
+{
+    private const int MaxTrackedAddresses = 10_000;
+    private readonly ConcurrentDictionary<IPAddress, TokenBucket> _buckets = new();
+
+    public ValueTask IncomingAsync(BayeuxIncoming incoming, CancellationToken cancellationToken)
+    {
+        if (incoming.Message.Channel != ChannelName.Handshake)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        var address = incoming.HttpContext.Connection.RemoteIpAddress ?? IPAddress.None;
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (_buckets.Count >= MaxTrackedAddresses && !_buckets.ContainsKey(address))
+        {
+            Prune();
+        }
+
+        var bucket = _buckets.GetOrAdd(address, static (_, state) => new TokenBucket(state.options.HandshakeBurst, state.options.HandshakesPerSecond, state.time), (options, time));
+        if (!bucket.TryTake())
+        {
+            incoming.Refuse(BayeuxError.Format(429, ChannelName.Handshake, "too many handshakes from this address - slow down (Tidings.HandshakesPerSecond)"));
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private void Prune()
+    {
+        foreach (var (address, bucket) in _buckets)
+        {
+            if (bucket.IsFull())
+            {
+                _buckets.TryRemove(address, out _);
+            }
+        }
+
+        if (_buckets.Count >= MaxTrackedAddresses)
+        {
+            // Every tracked address is busy: forget them all rather than grow without bound.
+            _buckets.Clear();
+        }
+    }
+}
+
 /// <summary>A token bucket on an injected clock: <c>capacity</c> at most, refilled at <c>perSecond</c>.</summary>
 internal sealed class TokenBucket(int capacity, double perSecond, TimeProvider time)
 {
@@ -92,9 +151,7 @@ internal sealed class TokenBucket(int capacity, double perSecond, TimeProvider t
     {
         lock (_gate)
         {
-            var now = time.GetTimestamp();
-            _tokens = Math.Min(capacity, _tokens + (time.GetElapsedTime(_last, now).TotalSeconds * perSecond));
-            _last = now;
+            Refill();
             if (_tokens < 1)
             {
                 return false;
@@ -103,5 +160,22 @@ internal sealed class TokenBucket(int capacity, double perSecond, TimeProvider t
             _tokens -= 1;
             return true;
         }
+    }
+
+    /// <summary>True when the bucket has refilled completely: its owner has been quiet for a while.</summary>
+    public bool IsFull()
+    {
+        lock (_gate)
+        {
+            Refill();
+            return _tokens >= capacity;
+        }
+    }
+
+    private void Refill()
+    {
+        var now = time.GetTimestamp();
+        _tokens = Math.Min(capacity, _tokens + (time.GetElapsedTime(_last, now).TotalSeconds * perSecond));
+        _last = now;
     }
 }

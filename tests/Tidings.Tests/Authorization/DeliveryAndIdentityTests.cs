@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.WebSockets;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
+using Tidings.Bayeux.Server;
 using Tidings.Identity;
 using Tidings.Tests.Support;
 using static Tidings.Tests.Support.SecuredApp;
@@ -258,6 +259,27 @@ public sealed class DeliveryAndIdentityTests : IAsyncLifetime
         var other = new BayeuxClient(app.Http);
         await other.HandshakeAsync();
         BayeuxClient.Succeeded(await other.PublishAsync("/chat", new JsonObject { ["n"] = 0 }));
+    }
+
+    [Fact]
+    public async Task Handshakes_beyond_the_per_address_limit_are_refused_and_make_no_session()
+    {
+        // Refill so slow that the burst is all this test can use.
+        await using var app = await TidingsApp.StartAsync(new Dictionary<string, string?>
+        {
+            ["Tidings:HandshakesPerSecond"] = "0.0001", ["Tidings:HandshakeBurst"] = "3",
+        }, Declare);
+        var bayeux = app.Services.GetRequiredService<BayeuxServer>();
+        for (var i = 0; i < 3; i++)
+        {
+            await new BayeuxClient(app.Http).HandshakeAsync();
+        }
+
+        var refused = await new BayeuxClient(app.Http).TryHandshakeAsync();
+
+        BayeuxClient.FailedWith(429, refused);
+        Assert.Contains("Tidings.HandshakesPerSecond", refused["error"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(3, bayeux.SessionCount);
     }
 
     [Fact]

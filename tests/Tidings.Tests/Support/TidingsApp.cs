@@ -77,6 +77,8 @@ internal sealed class TidingsApp : IAsyncDisposable
             ["Tidings:RequestBurst"] = "1000000",
             ["Tidings:PublishesPerSecond"] = "1000000",
             ["Tidings:PublishBurst"] = "1000000",
+            ["Tidings:HandshakesPerSecond"] = "1000000",
+            ["Tidings:HandshakeBurst"] = "1000000",
         });
         if (settings is not null)
         {
