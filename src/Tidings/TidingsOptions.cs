@@ -21,7 +21,8 @@ public sealed class TidingsOptions
     /// <summary>The most items an initial-state (SNAPSHOT) message carries.</summary>
     public int MaxSnapshotItems { get; set; } = DefaultMaxSnapshotItems;
 
-    /// <summary>Publishes (socket writes included) one Bayeux session may make per second, sustained.</summary>
+    /// <summary>Publishes (socket writes included) and catch-up or snapshot subscribes one Bayeux session may make
+    /// per second, sustained.</summary>
     public double PublishesPerSecond { get; set; } = 50;
 
     /// <summary>Publishes one Bayeux session may make in a burst.</summary>

@@ -64,13 +64,16 @@ internal sealed class BayeuxIdentityExtension(TidingsTokens tokens, OriginPolicy
 
 /// <summary>
 /// Per-session limit on what a client may publish (socket writes included), so one client cannot flood
-/// the server or other subscribers. Beyond it, publishes get <c>429</c> errors; meta messages are not counted.
+/// the server or other subscribers. Subscribes that ask for a catch-up (<c>ext.since</c>) or a snapshot count
+/// too: each reads the store and runs a step in its writer. Beyond it, <c>429</c> errors; other meta messages are
+/// not counted.
 /// </summary>
 internal sealed class BayeuxRateLimitExtension(TidingsOptions options, TimeProvider time) : IBayeuxExtension
 {
     public ValueTask IncomingAsync(BayeuxIncoming incoming, CancellationToken cancellationToken)
     {
-        if (incoming.Session is { } session && incoming.Message.Channel is { } channel && !ChannelName.IsMeta(channel))
+        if (incoming.Session is { } session && incoming.Message.Channel is { } channel
+            && (!ChannelName.IsMeta(channel) || IsReadingSubscribe(incoming.Message)))
         {
             var bucket = session.GetOrAdd("tidings.publish-rate", () => new TokenBucket(options.PublishBurst, options.PublishesPerSecond, time));
             if (!bucket.TryTake())
@@ -81,6 +84,9 @@ internal sealed class BayeuxRateLimitExtension(TidingsOptions options, TimeProvi
 
         return ValueTask.CompletedTask;
     }
+
+    private static bool IsReadingSubscribe(BayeuxMessage message) =>
+        message.Channel == ChannelName.Subscribe && (message.TryGetExt("since", out _) || message.TryGetExt("snapshot", out _));
 }
 
 /// <summary>

@@ -283,6 +283,31 @@ public sealed class DeliveryAndIdentityTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Snapshot_and_catch_up_subscribes_count_against_the_session_limit_and_plain_ones_do_not()
+    {
+        await using var app = await TidingsApp.StartAsync(new Dictionary<string, string?>
+        {
+            ["Tidings:PublishesPerSecond"] = "0.0001", ["Tidings:PublishBurst"] = "2",
+        }, Declare);
+        var session = new BayeuxClient(app.Http);
+        await session.HandshakeAsync();
+        for (var i = 0; i < 5; i++)
+        {
+            BayeuxClient.Succeeded(await session.SubscribeAsync($"/chat/{i}"));
+        }
+
+        for (var i = 0; i < 2; i++)
+        {
+            BayeuxClient.Succeeded(await session.SubscribeAsync(Todos, new JsonObject { ["snapshot"] = true }));
+            BayeuxClient.Succeeded(await session.UnsubscribeAsync(Todos));
+        }
+
+        var refused = await session.SubscribeAsync(Todos, new JsonObject { ["since"] = 0, ["epoch"] = "x" });
+
+        BayeuxClient.FailedWith(429, refused);
+    }
+
+    [Fact]
     public async Task The_schema_export_describes_each_collection_and_its_rules()
     {
         var export = JsonNode.Parse(await _app.Http.GetStringAsync("/tidings/schema"))!["collections"]!.AsArray();
