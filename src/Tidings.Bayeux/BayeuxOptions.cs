@@ -19,6 +19,7 @@ public sealed class BayeuxOptions
     public const int DefaultMaxQueuedBytes = 1024 * 1024;
     public const int DefaultMaxSubscriptionsPerSession = 1000;
     public const int DefaultMaxSessions = 200_000;
+    public const int DefaultMaxInnerWildcardPatterns = 1000;
 
     /// <summary>How long a <c>/meta/connect</c> is held open when nothing arrives (<c>advice.timeout</c>).</summary>
     public TimeSpan ConnectTimeout { get; set; } = DefaultConnectTimeout;
@@ -52,6 +53,12 @@ public sealed class BayeuxOptions
     public int MaxQueuedBytes { get; set; } = DefaultMaxQueuedBytes;
 
     public int MaxSubscriptionsPerSession { get; set; } = DefaultMaxSubscriptionsPerSession;
+
+    /// <summary>
+    /// Distinct patterns with an inner <c>*</c> (<c>/api/flows/*/messages</c>) across all sessions. Expansion cannot
+    /// find them, so every publish checks each one: this bounds that cost.
+    /// </summary>
+    public int MaxInnerWildcardPatterns { get; set; } = DefaultMaxInnerWildcardPatterns;
 
     /// <summary>Live sessions the server accepts; handshakes beyond it are refused.</summary>
     public int MaxSessions { get; set; } = DefaultMaxSessions;

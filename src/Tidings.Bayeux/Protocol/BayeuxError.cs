@@ -25,6 +25,8 @@ public static class BayeuxError
     public static string TooManySubscriptions(int limit) =>
         Format(429, limit.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "Too many subscriptions for this session (Bayeux.MaxSubscriptionsPerSession)");
+    public static string TooManyInnerWildcards(string pattern) =>
+        Format(429, pattern, "Too many distinct inner-wildcard patterns on this server (Bayeux.MaxInnerWildcardPatterns)");
     public static string ServerError(string detail) => Format(500, "", "Internal server error - " + detail);
 
     /// <summary>

@@ -286,12 +286,19 @@ public sealed partial class BayeuxServer
 
         var added = new List<string>(patterns.Count);
         var full = false;
+        string? tooManyInner = null;
         void Activate(string pattern)
         {
             if (s.AddSubscription(pattern, Options.MaxSubscriptionsPerSession, out var atCap))
             {
+                if (!_index.TryAdd(pattern, s, Options.MaxInnerWildcardPatterns))
+                {
+                    s.RemoveSubscription(pattern);
+                    tooManyInner ??= pattern;
+                    return;
+                }
+
                 added.Add(pattern);
-                _index.Add(pattern, s);
                 if (s.IsClosed)
                 {
                     // Closed while subscribing: undo, or the index would keep a dead session.
@@ -335,16 +342,19 @@ public sealed partial class BayeuxServer
             context.Activate();
         }
 
-        if (full)
+        if (full || tooManyInner is not null)
         {
-            // Concurrent subscribes of this session filled it meanwhile: all or nothing, as for any refusal.
+            // Concurrent subscribes of this session filled it meanwhile, or the server has no room for another
+            // inner-wildcard pattern: all or nothing, as for any refusal.
             foreach (var undo in added)
             {
                 s.RemoveSubscription(undo);
                 _index.Remove(undo, s);
             }
 
-            return reply.Fail(BayeuxError.TooManySubscriptions(Options.MaxSubscriptionsPerSession));
+            return reply.Fail(tooManyInner is not null
+                ? BayeuxError.TooManyInnerWildcards(tooManyInner)
+                : BayeuxError.TooManySubscriptions(Options.MaxSubscriptionsPerSession));
         }
 
         return reply;

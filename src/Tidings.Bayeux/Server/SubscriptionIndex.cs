@@ -9,7 +9,7 @@ namespace Tidings.Bayeux.Server;
 /// number of wildcard subscriptions. Each set keeps an array snapshot for the fan-out loop, rebuilt only
 /// after a change: publishing takes no lock per subscriber and allocates nothing per subscriber.
 /// Patterns with an inner <c>*</c> (<c>/api/flows/*/messages</c>) cannot be found by expansion; they are few
-/// (about one per collection) and are checked one by one.
+/// (about one per collection), checked one by one, and capped (<see cref="BayeuxOptions.MaxInnerWildcardPatterns"/>).
 /// </summary>
 internal sealed class SubscriptionIndex
 {
@@ -24,19 +24,26 @@ internal sealed class SubscriptionIndex
 
     public int PatternCount => _sets.Count;
 
-    public void Add(string pattern, Subscriber subscriber)
+    public void Add(string pattern, Subscriber subscriber) => TryAdd(pattern, subscriber, int.MaxValue);
+
+    /// <summary>Adds a subscriber; false (and nothing added) when the pattern would be a new inner-wildcard pattern
+    /// beyond <paramref name="maxInnerPatterns"/>.</summary>
+    public bool TryAdd(string pattern, Subscriber subscriber, int maxInnerPatterns)
     {
         while (true)
         {
             var set = _sets.GetOrAdd(pattern, static _ => new SubscriberSet());
             if (set.TryAdd(subscriber))
             {
-                if (ChannelName.HasInnerWildcard(pattern))
+                // Added to the set first, then to the inner list: a concurrent removal of the pattern's last
+                // subscriber then sees the set and keeps the pattern listed.
+                if (ChannelName.HasInnerWildcard(pattern) && !UpdateInnerPatterns(pattern, add: true, maxInnerPatterns))
                 {
-                    UpdateInnerPatterns(pattern, add: true);
+                    Remove(pattern, subscriber);
+                    return false;
                 }
 
-                return;
+                return true;
             }
 
             // The set was emptied and retired between the lookup and the add; use its replacement.
@@ -55,7 +62,7 @@ internal sealed class SubscriptionIndex
         }
     }
 
-    private void UpdateInnerPatterns(string pattern, bool add)
+    private bool UpdateInnerPatterns(string pattern, bool add, int max = int.MaxValue)
     {
         lock (_sets)
         {
@@ -63,12 +70,19 @@ internal sealed class SubscriptionIndex
             var present = Array.IndexOf(current, pattern) >= 0;
             if (add && !present)
             {
+                if (current.Length >= max)
+                {
+                    return false;
+                }
+
                 _innerPatterns = [.. current, pattern];
             }
             else if (!add && present && !_sets.ContainsKey(pattern))
             {
                 _innerPatterns = [.. current.Where(p => p != pattern)];
             }
+
+            return true;
         }
     }
 

@@ -137,6 +137,28 @@ public sealed class SubscribeTests
         Assert.Equal(2, session.Subscriptions.Count);
     }
 
+    [Fact]
+    public async Task Distinct_inner_wildcard_patterns_are_capped_server_wide_and_shared_ones_do_not_count_twice()
+    {
+        using var h = new BayeuxHarness(o => o.MaxInnerWildcardPatterns = 2);
+        var first = await h.HandshakeAsync();
+        var second = await h.HandshakeAsync();
+        ReplyAssert.Succeeded(await h.SubscribeAsync(first, """["/a/*/x","/b/*/x"]"""));
+        ReplyAssert.Succeeded(await h.SubscribeAsync(second, "\"/a/*/x\""));
+
+        var refused = await h.SubscribeAsync(second, """["/d/y","/c/*/x"]""");
+
+        ReplyAssert.FailedWith(429, refused);
+        Assert.Contains("Bayeux.MaxInnerWildcardPatterns", refused.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.True(h.Server.TryGetSession(second, out var session));
+        Assert.Equal(["/a/*/x"], session.Subscriptions);
+
+        ReplyAssert.Succeeded(await h.UnsubscribeAsync(first, "\"/b/*/x\""));
+        ReplyAssert.Succeeded(await h.SubscribeAsync(second, "\"/c/*/x\""));
+        h.Server.Publish("/c/q/x", JsonSerializer.SerializeToElement("reached"));
+        Assert.Equal(["\"reached\""], (await h.PollAsync(second)).Data);
+    }
+
     /// <summary>Owns channels under a prefix; each subscribe waits until the test opens the gate.</summary>
     private sealed class GatedHandler(string prefix, int waiters) : IBayeuxChannelHandler
     {
