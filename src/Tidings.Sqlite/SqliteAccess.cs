@@ -8,11 +8,10 @@ public sealed partial class SqliteStore
     /// <summary>Reads and writes inside one transaction of the store.</summary>
     private sealed class SqliteAccess(SqliteConnection connection, SqliteTransaction transaction, SqliteStore store) : IStoreWriter
     {
+        /// <summary>The changes the current write appended (cleared by the writer loop before each write).</summary>
         public List<ChangeEntry> Appended { get; } = [];
 
         public string Epoch => store._epoch;
-
-        public void ForgetAppended() => Appended.Clear();
 
         public StoredRecord? Get(string path, string id)
         {
@@ -52,11 +51,15 @@ public sealed partial class SqliteStore
             return new ChannelPosition(seq, oldest);
         }
 
-        public IReadOnlyList<ChangeEntry> ChangesSince(string path, long since, int max)
+        public IReadOnlyList<ChangeEntry> ChangesSince(string path, long since, long upTo, int max)
         {
-            using var command = Command("SELECT seq, method, body, at, previous FROM changes WHERE path = $path AND seq > $since ORDER BY seq LIMIT $max;");
+            using var command = Command("""
+                SELECT seq, method, body, at, previous FROM changes
+                WHERE path = $path AND seq > $since AND seq <= $upTo ORDER BY seq LIMIT $max;
+                """);
             command.Parameters.AddWithValue("$path", path);
             command.Parameters.AddWithValue("$since", since);
+            command.Parameters.AddWithValue("$upTo", upTo);
             command.Parameters.AddWithValue("$max", max);
             using var reader = command.ExecuteReader();
             var changes = new List<ChangeEntry>();
@@ -99,6 +102,7 @@ public sealed partial class SqliteStore
                 """);
             bump.Parameters.AddWithValue("$path", path);
             var seq = (long)bump.ExecuteScalar()!;
+            store._changes.NoteAppended(path, seq);
             var at = store._time.GetUtcNow();
 
             using var insert = Command("INSERT INTO changes (path, seq, method, body, at, previous) VALUES ($path, $seq, $method, $body, $at, $previous);");

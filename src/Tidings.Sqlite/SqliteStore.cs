@@ -10,8 +10,9 @@ namespace Tidings.Sqlite;
 /// <summary>
 /// The embedded store: one SQLite file in WAL mode. A single writer loop owns the write connection and
 /// groups queued writes into one transaction (each in its own savepoint, so one failing write does not
-/// undo its neighbours), commits with a full sync, hands the changes to the sink, then completes the
-/// writers. Reads use their own pooled connections and see a consistent snapshot.
+/// undo its neighbours), commits with a full sync, completes the writers, then hands the commit's changes to
+/// its <see cref="Changes"/> source. Nothing is published on the writer. Reads use their own pooled
+/// connections and see a consistent snapshot.
 /// </summary>
 public sealed partial class SqliteStore : ITidingsStore
 {
@@ -27,8 +28,9 @@ public sealed partial class SqliteStore : ITidingsStore
     // taking every thread-pool thread (a reconnect storm of snapshot subscribes would otherwise starve the
     // HTTP requests and the writer's completions).
     private readonly SemaphoreSlim _readers = new(Math.Max(2, Environment.ProcessorCount));
+    private readonly SqliteChangeSource _changes;
+    private readonly CancellationTokenSource _stopping = new();
     private SqliteConnection? _writeConnection;
-    private IChangeSink? _sink;
     private Task? _loop;
     private string _epoch = string.Empty;
     private long _lastAgeTrim;
@@ -62,11 +64,13 @@ public sealed partial class SqliteStore : ITidingsStore
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
+        _changes = new SqliteChangeSource(this, options.ChangeBufferCapacity);
     }
 
-    public async Task InitializeAsync(IChangeSink sink, CancellationToken cancellationToken)
+    public IChangeSource Changes => _changes;
+
+    public async Task InitializeAsync(CancellationToken cancellationToken)
     {
-        _sink = sink;
         var folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(_options.Path));
         if (!string.IsNullOrEmpty(folder))
         {
@@ -79,14 +83,17 @@ public sealed partial class SqliteStore : ITidingsStore
         Execute(connection, SqliteSchema.Create);
         _epoch = SqliteSchema.EnsureEpoch(connection);
         _writeConnection = connection;
-        _loop = Task.Factory.StartNew(WriterLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        _loop = Task.Run(WriterLoop, CancellationToken.None);
     }
 
-    public Task<T> WriteAsync<T>(Func<IStoreWriter, T> work, CancellationToken cancellationToken) =>
-        EnqueueAsync<T>(access => work(access), sequenced: false, cancellationToken);
+    public async Task<T> WriteAsync<T>(Func<IStoreWriter, T> work, CancellationToken cancellationToken)
+    {
+        var item = new WorkItem<T>(access => work(access));
+        await _queue.Writer.WriteAsync(item, cancellationToken);
 
-    public Task<T> SequencedReadAsync<T>(Func<IStoreReader, T> work, CancellationToken cancellationToken) =>
-        EnqueueAsync<T>(access => work(access), sequenced: true, cancellationToken);
+        // A write cancelled while queued may still commit: the caller stops waiting, the store does not pretend.
+        return await item.Completion.Task.WaitAsync(cancellationToken);
+    }
 
     public async Task<T> ReadAsync<T>(Func<IStoreReader, T> work, CancellationToken cancellationToken)
     {
@@ -108,77 +115,35 @@ public sealed partial class SqliteStore : ITidingsStore
         }
     }
 
-    private async Task<T> EnqueueAsync<T>(Func<SqliteAccess, T> work, bool sequenced, CancellationToken cancellationToken)
-    {
-        var item = new WorkItem<T>(work, sequenced);
-        await _queue.Writer.WriteAsync(item, cancellationToken);
-        return await item.Completion.Task.WaitAsync(cancellationToken);
-    }
-
     private async Task WriterLoop()
     {
         var reader = _queue.Reader;
         var batch = new List<WorkItem>(_options.MaxBatch);
-        WorkItem? carried = null;
-        while (carried is not null || await reader.WaitToReadAsync())
+        while (await reader.WaitToReadAsync())
         {
             batch.Clear();
-            if (carried is not null)
+            while (batch.Count < _options.MaxBatch && reader.TryRead(out var next))
             {
-                batch.Add(carried);
-                carried = null;
-            }
-
-            // A batch is either one sequenced read or a group of writes, never both.
-            while (batch.Count < _options.MaxBatch && !(batch.Count > 0 && batch[0].Sequenced) && reader.TryRead(out var next))
-            {
-                if (next.Sequenced && batch.Count > 0)
-                {
-                    // A sequenced read must see the writes before it committed and published: stop the group here.
-                    carried = next;
-                    break;
-                }
-
                 batch.Add(next);
-                if (next.Sequenced)
+            }
+
+            if (CommitGroup(batch) is { Count: > 0 } committed)
+            {
+                try
                 {
-                    break;
+                    // Waits only when the change feed is a whole buffer behind: writes then slow to its pace.
+                    await _changes.CommittedAsync(committed, _stopping.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Stopping: what was not handed over is in the log, where a restarted feed finds it.
                 }
             }
-
-            if (batch.Count == 0)
-            {
-                continue;
-            }
-
-            if (batch[0].Sequenced)
-            {
-                RunSequenced(batch[0]);
-            }
-            else
-            {
-                CommitGroup(batch);
-            }
         }
     }
 
-    private void RunSequenced(WorkItem item)
-    {
-        var connection = _writeConnection!;
-        try
-        {
-            using var transaction = connection.BeginTransaction(deferred: true);
-            item.Run(new SqliteAccess(connection, transaction, this));
-            transaction.Commit();
-            item.Complete();
-        }
-        catch (Exception ex)
-        {
-            item.Fail(ex);
-        }
-    }
-
-    private void CommitGroup(List<WorkItem> batch)
+    /// <summary>Commits a group of writes; returns the changes it committed (in seq order per channel).</summary>
+    private List<ChangeEntry>? CommitGroup(List<WorkItem> batch)
     {
         var started = _time.GetTimestamp();
         var connection = _writeConnection!;
@@ -200,7 +165,6 @@ public sealed partial class SqliteStore : ITidingsStore
                 catch (Exception ex)
                 {
                     Execute(connection, "ROLLBACK TO w; RELEASE w;", transaction);
-                    access.ForgetAppended();
                     item.Fail(ex);
                 }
             }
@@ -218,26 +182,17 @@ public sealed partial class SqliteStore : ITidingsStore
                 item.Fail(ex);
             }
 
-            return;
+            SqliteStoreLog.CommitFailed(_logger, batch.Count, ex);
+            return null;
         }
 
-        if (changes.Count > 0)
-        {
-            try
-            {
-                _sink!.Committed(changes);
-            }
-            catch (Exception ex)
-            {
-                // The writes are durable; a subscriber that misses an event sees the gap in seq and catches up.
-                SqliteStoreLog.PublishFailed(_logger, ex);
-            }
-        }
-
+        // Durable: the writers hear so now, whatever the feed's pace.
         foreach (var item in batch)
         {
             item.Complete();
         }
+
+        return changes;
     }
 
     private void TrimByAge(SqliteConnection connection, SqliteTransaction transaction)
@@ -273,10 +228,14 @@ public sealed partial class SqliteStore : ITidingsStore
         }
 
         _queue.Writer.TryComplete();
+        await _stopping.CancelAsync();
         if (_loop is not null)
         {
             await _loop;
         }
+
+        _changes.Complete();
+        _stopping.Dispose();
 
         if (_writeConnection is not null)
         {
@@ -290,10 +249,8 @@ public sealed partial class SqliteStore : ITidingsStore
         }
     }
 
-    private abstract class WorkItem(bool sequenced)
+    private abstract class WorkItem
     {
-        public bool Sequenced { get; } = sequenced;
-
         public abstract void Run(SqliteAccess access);
 
         public abstract void Complete();
@@ -301,7 +258,7 @@ public sealed partial class SqliteStore : ITidingsStore
         public abstract void Fail(Exception exception);
     }
 
-    private sealed class WorkItem<T>(Func<SqliteAccess, T> work, bool sequenced) : WorkItem(sequenced)
+    private sealed class WorkItem<T>(Func<SqliteAccess, T> work) : WorkItem
     {
         private T? _result;
 
@@ -317,6 +274,6 @@ public sealed partial class SqliteStore : ITidingsStore
 
 internal static partial class SqliteStoreLog
 {
-    [LoggerMessage(1, LogLevel.Error, "Publishing committed changes failed.")]
-    public static partial void PublishFailed(ILogger logger, Exception exception);
+    [LoggerMessage(2, LogLevel.Error, "A commit of {Writes} writes failed; none of them was stored.")]
+    public static partial void CommitFailed(ILogger logger, int writes, Exception exception);
 }

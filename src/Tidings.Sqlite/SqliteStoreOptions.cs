@@ -5,6 +5,7 @@ public sealed class SqliteStoreOptions
     public const int DefaultMaxBatch = 256;
     public const int DefaultQueueCapacity = 10_000;
     public const int DefaultRetainedChanges = 10_000;
+    public const int DefaultChangeBufferCapacity = 1_024;
     public static readonly TimeSpan DefaultRetainedAge = TimeSpan.FromDays(7);
 
     /// <summary>The database file. Created, with its folder, on first run.</summary>
@@ -15,6 +16,12 @@ public sealed class SqliteStoreOptions
 
     /// <summary>Writes waiting for the writer; further writers wait for room (back-pressure, bounded memory).</summary>
     public int QueueCapacity { get; set; } = DefaultQueueCapacity;
+
+    /// <summary>
+    /// Committed batches waiting for the change feed. When it is this far behind, the writer waits for it
+    /// (each batch holds up to <see cref="MaxBatch"/> changes).
+    /// </summary>
+    public int ChangeBufferCapacity { get; set; } = DefaultChangeBufferCapacity;
 
     /// <summary>Change-log entries kept per channel; older ones are trimmed and catch-up from before them gives 410.</summary>
     public int RetainedChanges { get; set; } = DefaultRetainedChanges;

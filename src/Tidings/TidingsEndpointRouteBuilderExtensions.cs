@@ -23,9 +23,17 @@ public static class TidingsEndpointRouteBuilderExtensions
                 "No Tidings store is registered. Call '.UseSqlite(path)' on the builder that AddTidings() returns.");
         }
 
+        // Every collection endpoint requires the "tidings" rate-limit policy, which only the rate-limiting middleware
+        // enforces. MapTidings adds it when it can; where it cannot, RequireRateLimiting would silently do nothing.
         if (endpoints is IApplicationBuilder app)
         {
             app.UseRateLimiter();
+        }
+        else
+        {
+            throw new InvalidOperationException(
+                "Call MapTidings on the WebApplication (app.MapTidings()): its endpoints rely on the rate-limiting middleware " +
+                "it adds there, which it cannot add from a route group.");
         }
 
         foreach (var collection in registry.Collections)

@@ -23,21 +23,35 @@ public static class TidingsServiceCollectionExtensions
     /// <summary>
     /// Registers Tidings (and its Bayeux server). Declare collections on the returned builder and choose a
     /// store (<c>.UseSqlite(path)</c>). Defaults use <c>TryAdd</c>; <paramref name="configure"/> runs last.
+    /// Calling it again returns a builder over the same collections (and applies <paramref name="configure"/> too).
     /// </summary>
     public static TidingsBuilder AddTidings(this IServiceCollection services, Action<TidingsOptions>? configure = null)
     {
         var bayeux = services.AddBayeux();
-        services.AddOptions<TidingsOptions>().BindConfiguration(TidingsOptions.SectionName);
         if (configure is not null)
         {
             services.Configure(configure);
         }
 
+        // One registry per app: a second call must add to it, not declare collections nobody would ever serve.
+        if (services.FirstOrDefault(d => d.ServiceType == typeof(CollectionRegistry))?.ImplementationInstance is CollectionRegistry existing)
+        {
+            return new TidingsBuilder(services, existing, bayeux);
+        }
+
+        services.AddOptions<TidingsOptions>().BindConfiguration(TidingsOptions.SectionName);
         var registry = new CollectionRegistry();
-        services.TryAddSingleton(registry);
+        services.AddSingleton(registry);
         services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<TidingsOptions>>().Value);
         services.TryAddSingleton(sp => new CollectionWriter(sp.GetRequiredService<ITidingsStore>(), sp.GetRequiredService<TimeProvider>()));
+
+        // The change stream: the store's source (replaceable, e.g. by a test that reorders it), one feed, one publisher.
+        services.TryAddSingleton(sp => sp.GetRequiredService<ITidingsStore>().Changes);
         services.TryAddSingleton<ChangeFeed>();
+        services.TryAddSingleton<ChangePublisher>();
+        services.TryAddSingleton<CatchUpSubscriptions>();
+        services.TryAddSingleton<SocketWrites>();
+        services.TryAddSingleton<CollectionChannels>();
         services.TryAddSingleton<OriginPolicy>();
         services.AddHostedService<TidingsStartup>();
         bayeux.AddExtension<BayeuxHandshakeLimitExtension>();
@@ -134,14 +148,23 @@ public sealed class TidingsBuilder
     }
 }
 
-/// <summary>Opens the store before the server takes requests and connects the change feed to Bayeux.</summary>
-internal sealed class TidingsStartup(ITidingsStore store, ChangeFeed feed, BayeuxServer bayeux) : IHostedService
+/// <summary>
+/// Opens the store and starts publishing its changes before the server takes requests; connects collection
+/// channels to Bayeux. On the way out, stops the publisher, then closes the store.
+/// </summary>
+internal sealed class TidingsStartup(ITidingsStore store, ChangePublisher publisher, CollectionChannels channels, BayeuxServer bayeux)
+    : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        bayeux.AddChannelHandler(feed);
-        await store.InitializeAsync(feed, cancellationToken);
+        bayeux.AddChannelHandler(channels);
+        await store.InitializeAsync(cancellationToken);
+        publisher.Start();
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken) => await store.DisposeAsync();
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await publisher.StopAsync();
+        await store.DisposeAsync();
+    }
 }

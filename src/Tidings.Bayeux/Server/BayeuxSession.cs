@@ -108,6 +108,21 @@ public sealed class BayeuxSession : Subscriber
         }
     }
 
+    /// <summary>
+    /// Bytes held for this client and not yet handed to the network: waiting deliveries, unacknowledged ones (ack
+    /// extension) and the attached WebSocket's outbox.
+    /// </summary>
+    public long QueuedBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _queuedBytes + (_socket?.QueuedBytes ?? 0);
+            }
+        }
+    }
+
     internal long LastActivity => Volatile.Read(ref _lastActivity);
 
     internal bool HasHeldConnect => Volatile.Read(ref _held) is not null;

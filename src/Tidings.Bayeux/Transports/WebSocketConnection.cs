@@ -48,6 +48,9 @@ internal sealed class WebSocketConnection
         }
     }
 
+    /// <summary>Bytes queued in the outbox, not yet taken by the send loop.</summary>
+    public long QueuedBytes => Interlocked.Read(ref _outboxBytes);
+
     /// <summary>Queues a delivery; false when the outbox is over <see cref="BayeuxOptions.MaxQueuedBytes"/>.</summary>
     public bool TryEnqueue(Delivery delivery) => TryEnqueue(new Outbound(delivery, null));
 

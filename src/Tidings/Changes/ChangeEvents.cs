@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text;
 using System.Text.Json;
 using Tidings.Storage;
 
@@ -79,6 +78,4 @@ public static class ChangeEvents
 
         return buffer.WrittenSpan.ToArray();
     }
-
-    internal static string Describe(byte[] utf8) => Encoding.UTF8.GetString(utf8);
 }

@@ -1,305 +1,261 @@
-using System.Text;
-using System.Text.Json;
-using System.Text.Json.Nodes;
-using Tidings.Access;
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
 using Tidings.Bayeux.Protocol;
 using Tidings.Bayeux.Server;
 using Tidings.Collections;
 using Tidings.Storage;
-using Tidings.Writes;
 
 namespace Tidings.Changes;
 
 /// <summary>
-/// Connects collections to Bayeux. Committed changes are published on the channel equal to their REST
-/// path, in commit order (the store calls <see cref="Committed"/> from its writer, after the commit).
-/// Subscriptions to a collection channel may ask for catch-up (<c>ext: {since, epoch}</c>) or initial state
-/// (<c>ext: {snapshot: true}</c>); both are completed inside a sequenced read, which runs between commits, and
-/// the subscription goes live in that same step — so the replay and the live stream meet with no gap and no
-/// duplicate. A snapshot is read beforehand on its own consistent view (writes go on meanwhile); the sequenced
-/// step adds the changes committed since. Snapshots and replays fit in half the session's queue: a larger
-/// snapshot is cut (<c>truncated</c>), a larger replay becomes a RESET. Publishes to a collection channel are writes (<c>{method, body}</c>) with REST's rules.
+/// The one place where the live stream and what a subscriber read meet, keyed on <c>seq</c> alone — the same for
+/// every store. Per channel it knows the last <c>seq</c> it published and publishes each later change once, in
+/// order: a repeat is dropped, and a change past a gap waits while the missing range is read from the log.
 /// </summary>
-public sealed class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry, ITidingsStore store, CollectionWriter writer, TidingsOptions options)
-    : IChangeSink, IBayeuxChannelHandler
+/// <remarks>
+/// <para>A subscription that reads first (a snapshot or a <c>since</c> replay) joins like this: it starts
+/// buffering the channel's live events, reads up to some seq S, sends what it read, then goes live with the
+/// buffered events after S (those up to S are dropped). Everything published before it started buffering was
+/// committed before its read, so read + buffer + live is the whole stream with no gap and no repeat — whatever
+/// the store, whenever the read ran. If the read saw changes not yet published here (the feed runs behind the
+/// commits), the subscription goes live when the feed reaches S, from the publisher.</para>
+/// <para>Locks: a channel's gate is held while one of its changes is fanned out and while a subscription joins
+/// it; it is taken before a session's lock, never after.</para>
+/// </remarks>
+public sealed partial class ChangeFeed(BayeuxServer bayeux, CollectionRegistry registry, IChangeSource source, ITidingsStore store,
+    ILogger<ChangeFeed> logger)
 {
-    public void Committed(IReadOnlyList<ChangeEntry> changes)
+    /// <summary>Changes read from the log per query while a gap is filled.</summary>
+    private const int GapReadChunk = 1_000;
+
+    private readonly ConcurrentDictionary<string, ChannelState> _channels = new(StringComparer.Ordinal);
+
+    /// <summary>The last seq published on <paramref name="path"/> (null before the feed has looked at it).</summary>
+    public long? PublishedSeq(string path) =>
+        _channels.TryGetValue(path, out var channel) && Volatile.Read(ref channel.Published) is var seq && seq != ChannelState.Unknown ? seq : null;
+
+    /// <summary>
+    /// Publishes one committed change, unless it was published already; fills a gap before it from the log.
+    /// Called by the publisher loop only (<see cref="ChangePublisher"/>), one change at a time.
+    /// </summary>
+    internal async ValueTask PublishAsync(ChangeEntry change, CancellationToken cancellationToken)
     {
-        // One change that cannot be published must not silence the rest of its commit group: each is tried, and
-        // the first failure is rethrown afterwards for the store to log.
-        Exception? failure = null;
-        foreach (var change in changes)
+        var channel = Channel(change.Path);
+        var published = await KnownPublishedAsync(channel, cancellationToken);
+        if (change.Seq <= published)
+        {
+            return; // a repeat, or filled in from the log when a later change arrived first
+        }
+
+        if (change.Seq > published + 1)
+        {
+            await FillGapAsync(channel, published, change.Seq - 1, cancellationToken);
+        }
+
+        Emit(channel, change.Seq, EventFor(change));
+    }
+
+    /// <summary>
+    /// Joins <paramref name="session"/> to <paramref name="path"/>'s live stream after what <paramref name="read"/>
+    /// returns (see remarks on the class). <paramref name="activate"/> adds the subscription; it runs under the
+    /// channel's gate, here or on the publisher, and never once <paramref name="cancellationToken"/> has fired.
+    /// </summary>
+    /// <param name="bufferBytes">The most live-event bytes held while reading; beyond it the subscriber is sent a
+    /// RESET (it reloads) instead of the buffered events, so a slow read cannot grow memory.</param>
+    internal async Task JoinAsync(string path, BayeuxSession session, Func<CancellationToken, Task<JoinRead>> read, Action activate,
+        int bufferBytes, CancellationToken cancellationToken)
+    {
+        var channel = Channel(path);
+        await KnownPublishedAsync(channel, cancellationToken);
+        var joiner = new Joiner(session, activate, bufferBytes, cancellationToken);
+        lock (channel.Gate)
+        {
+            (channel.Joiners ??= []).Add(joiner);
+        }
+
+        try
+        {
+            var caughtUp = await read(cancellationToken);
+            lock (channel.Gate)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                foreach (var delivery in caughtUp.Deliveries)
+                {
+                    session.Send(delivery);
+                }
+
+                joiner.ReadUpTo(caughtUp.Seq, caughtUp.Epoch);
+                if (channel.Published >= caughtUp.Seq)
+                {
+                    GoLive(channel, joiner);
+                    return;
+                }
+            }
+
+            // The read saw changes this feed has not published yet: the publisher lets it in when it gets there.
+            await joiner.Live.WaitAsync(cancellationToken);
+        }
+        finally
+        {
+            lock (channel.Gate)
+            {
+                joiner.Abandon();
+                channel.Joiners?.Remove(joiner);
+            }
+        }
+    }
+
+    private ChannelState Channel(string path) => _channels.GetOrAdd(path, static p => new ChannelState(p));
+
+    /// <summary>The channel's last published seq, learning where the source's stream starts the first time.</summary>
+    private async ValueTask<long> KnownPublishedAsync(ChannelState channel, CancellationToken cancellationToken)
+    {
+        var published = Volatile.Read(ref channel.Published);
+        if (published != ChannelState.Unknown)
+        {
+            return published;
+        }
+
+        var start = await channel.StartingSeq(source).WaitAsync(cancellationToken);
+        lock (channel.Gate)
+        {
+            if (channel.Published == ChannelState.Unknown)
+            {
+                channel.Published = start;
+            }
+
+            return channel.Published;
+        }
+    }
+
+    /// <summary>Publishes (<paramref name="after"/>, <paramref name="upTo"/>] from the log, or a RESET where it no longer reaches.</summary>
+    private async ValueTask FillGapAsync(ChannelState channel, long after, long upTo, CancellationToken cancellationToken)
+    {
+        var next = after + 1;
+        while (next <= upTo)
+        {
+            var from = next - 1;
+            var (missing, epoch) = await store.ReadAsync(r => (r.ChangesSince(channel.Path, from, upTo, GapReadChunk), r.Epoch), cancellationToken);
+            var progressed = false;
+            foreach (var change in missing)
+            {
+                if (change.Seq != next)
+                {
+                    break;
+                }
+
+                Emit(channel, change.Seq, EventFor(change));
+                next++;
+                progressed = true;
+            }
+
+            if (!progressed)
+            {
+                // The log was trimmed past the gap: subscribers cannot get these changes one by one, so they reload.
+                ChangeFeedLog.GapPastLog(logger, channel.Path, next, upTo);
+                Emit(channel, upTo, Delivery.CreateRaw(channel.Path, ChangeEvents.ResetTo(upTo, epoch)));
+                return;
+            }
+        }
+    }
+
+    /// <summary>Fans one event out on its channel and hands it to the subscriptions joining it.</summary>
+    private void Emit(ChannelState channel, long seq, Delivery delivery)
+    {
+        lock (channel.Gate)
         {
             try
             {
-                var delivery = Delivery.CreateRaw(change.Path, ChangeEvents.Change(change));
-                if (registry.Resolve(change.Path) is { } target && !target.Collection.IsReadableByAnyone)
+                if (channel.Joiners is { Count: > 0 } joiners)
                 {
-                    // Every recipient, however it subscribed (exact, wildcard, /**), passes the collection's rules.
-                    delivery = delivery.WithFilter(new ChangeFilter(target, change));
+                    foreach (var joiner in joiners)
+                    {
+                        joiner.Offer(seq, delivery);
+                    }
                 }
 
                 bayeux.Publish(delivery);
             }
-            catch (Exception ex)
+            finally
             {
-                failure ??= ex;
-            }
-        }
-
-        if (failure is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
-        }
-    }
-
-    public bool Owns(string channelOrPattern) =>
-        ChannelName.IsWildcard(channelOrPattern)
-            ? registry.FindCovering(channelOrPattern) is not null
-            : registry.Resolve(channelOrPattern) is not null;
-
-    public async ValueTask SubscribeAsync(BayeuxSubscribeContext context, CancellationToken cancellationToken)
-    {
-        var message = context.Message;
-        var hasSince = message.TryGetExt("since", out var sinceField);
-        var wantsSnapshot = message.TryGetExt("snapshot", out var snapshotField) && snapshotField.ValueKind == JsonValueKind.True;
-        var pattern = context.Pattern;
-        var user = context.Session.User;
-        if (ChannelName.IsWildcard(pattern))
-        {
-            if (hasSince || wantsSnapshot)
-            {
-                context.Refuse(BayeuxError.Format(400, pattern, "since and snapshot need a concrete collection channel, not a wildcard"));
-                return;
-            }
-
-            // Across partitions: each event is filtered per recipient as it is delivered.
-            context.Activate();
-            return;
-        }
-
-        var target = registry.Resolve(pattern)!;
-        if (!target.Collection.Access.List.Allows(new AccessContext(user, target.RouteValues)))
-        {
-            context.Refuse(BayeuxError.Format(403, pattern, "not allowed to subscribe to this collection"));
-            return;
-        }
-
-        if (!hasSince && !wantsSnapshot)
-        {
-            context.Activate();
-            return;
-        }
-
-        long since = 0;
-        if ((hasSince && (sinceField.ValueKind != JsonValueKind.Number || !sinceField.TryGetInt64(out since))) || since < 0)
-        {
-            context.Refuse(BayeuxError.Format(400, "since", "ext.since must be a non-negative integer"));
-            return;
-        }
-
-        var epoch = message.TryGetExt("epoch", out var epochField) && epochField.ValueKind == JsonValueKind.String ? epochField.GetString() : null;
-        var snapshot = wantsSnapshot ? await ReadSnapshotAsync(target, user, pattern, cancellationToken) : null;
-        await store.SequencedReadAsync(reader =>
-        {
-            // Runs between commits: nothing is in flight, so "read, send, go live" cannot miss or repeat a change.
-            var position = reader.GetPosition(pattern);
-            if (snapshot is not null && snapshot.Epoch == reader.Epoch && position.CanReplayFrom(snapshot.Seq)
-                && position.Seq - snapshot.Seq <= options.MaxReplay
-                && ChangesSince(target, user, reader, pattern, snapshot.Seq) is { } bridge)
-            {
-                // The snapshot read earlier plus what was committed since it: the same state, brought up to now.
-                context.Send(snapshot.Delivery);
-                bridge.ForEach(context.Send);
-            }
-            else if (wantsSnapshot)
-            {
-                // The log moved on too far meanwhile to bridge the gap: read the snapshot here after all.
-                context.Send(SnapshotDelivery(target, user, reader, pattern, position.Seq));
-            }
-            else if (epoch == reader.Epoch && position.CanReplayFrom(since) && position.Seq - since <= options.MaxReplay
-                && ChangesSince(target, user, reader, pattern, since) is { } replay)
-            {
-                replay.ForEach(context.Send);
-            }
-            else
-            {
-                // Another history, past the log's retention, or more than the session's queue may hold: the
-                // client reloads (REST) and continues from the seq given here.
-                context.Send(Delivery.CreateRaw(pattern, ChangeEvents.ResetTo(position.Seq, reader.Epoch)));
-            }
-
-            context.Activate();
-            return true;
-        }, cancellationToken);
-    }
-
-    /// <summary>
-    /// Reads a snapshot outside the store's write sequence, on one consistent view with its seq. Reading and
-    /// serializing thousands of records between commits would hold up every write for that long; the
-    /// sequenced step then only adds the changes committed since this read.
-    /// </summary>
-    private Task<SnapshotRead> ReadSnapshotAsync(CollectionTarget target, System.Security.Claims.ClaimsPrincipal? user,
-        string pattern, CancellationToken cancellationToken) =>
-        store.ReadAsync(reader =>
-        {
-            var seq = reader.GetPosition(pattern).Seq;
-            return new SnapshotRead(seq, reader.Epoch, SnapshotDelivery(target, user, reader, pattern, seq));
-        }, cancellationToken);
-
-    private Delivery SnapshotDelivery(CollectionTarget target, System.Security.Claims.ClaimsPrincipal? user,
-        IStoreReader reader, string pattern, long seq)
-    {
-        // One more than the limit tells whether the snapshot is whole; a partial one says so.
-        var stored = reader.List(pattern, options.MaxSnapshotItems + 1);
-        var truncated = stored.Count > options.MaxSnapshotItems;
-        var items = Readable(target, user, truncated ? [.. stored.Take(options.MaxSnapshotItems)] : stored);
-
-        // Cut by size as well: a snapshot larger than the session's queue would close the session, and the
-        // client, subscribing again, would get the same snapshot — forever.
-        var budget = ReplayBudget;
-        var fitting = 0;
-        foreach (var item in items)
-        {
-            budget -= Encoding.UTF8.GetByteCount(item.Json) + 1;
-            if (budget < 0)
-            {
-                truncated = true;
-                break;
-            }
-
-            fitting++;
-        }
-
-        return Delivery.CreateRaw(pattern, ChangeEvents.SnapshotOf(fitting < items.Count ? [.. items.Take(fitting)] : items, seq, reader.Epoch, truncated));
-    }
-
-    /// <summary>
-    /// The visible changes after <paramref name="since"/>, or null when together they are more than
-    /// <see cref="ReplayBudget"/> bytes (the caller then resets the client instead of overflowing its queue).
-    /// </summary>
-    private List<Delivery>? ChangesSince(CollectionTarget target, System.Security.Claims.ClaimsPrincipal? user,
-        IStoreReader reader, string pattern, long since)
-    {
-        var deliveries = new List<Delivery>();
-        long bytes = 0;
-        foreach (var change in reader.ChangesSince(pattern, since, options.MaxReplay))
-        {
-            if (Visible(target, user, change) is { } delivery)
-            {
-                bytes += delivery.Size;
-                if (bytes > ReplayBudget)
+                // Published even when a recipient's rule threw: the others got it, and a subscriber that missed it
+                // sees the gap in seq and catches up.
+                channel.Published = seq;
+                if (channel.Joiners is { Count: > 0 } waiting)
                 {
-                    return null;
+                    foreach (var joiner in waiting.ToArray())
+                    {
+                        if (joiner.IsReadyAt(seq))
+                        {
+                            GoLive(channel, joiner);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Under the channel's gate: sends what the joiner buffered after its read and adds the subscription.</summary>
+    private void GoLive(ChannelState channel, Joiner joiner)
+    {
+        if (joiner.Flush(channel.Path, channel.Published))
+        {
+            joiner.Activate();
+        }
+
+        channel.Joiners?.Remove(joiner);
+    }
+
+    /// <summary>A change's event; for a collection that not everyone may read, filtered per recipient as it is delivered.</summary>
+    private Delivery EventFor(ChangeEntry change)
+    {
+        var delivery = Delivery.CreateRaw(change.Path, ChangeEvents.Change(change));
+        return registry.Resolve(change.Path) is { } target && !target.Collection.IsReadableByAnyone
+            ? delivery.WithFilter(new ChangeFilter(target, change))
+            : delivery;
+    }
+
+    private sealed class ChannelState(string path)
+    {
+        public const long Unknown = -1;
+
+        public readonly string Path = path;
+        public readonly Lock Gate = new();
+
+        /// <summary>The last seq fanned out here; <see cref="Unknown"/> until the source's starting point is known.</summary>
+        public long Published = Unknown;
+
+        /// <summary>Subscriptions buffering this channel while they read.</summary>
+        public List<Joiner>? Joiners;
+
+        private Task<long>? _startingSeq;
+
+        public Task<long> StartingSeq(IChangeSource source)
+        {
+            lock (Gate)
+            {
+                if (_startingSeq is null || _startingSeq.IsFaulted || _startingSeq.IsCanceled)
+                {
+                    _startingSeq = source.StartingSeqAsync(Path, CancellationToken.None).AsTask();
                 }
 
-                deliveries.Add(delivery);
+                return _startingSeq;
             }
         }
-
-        return deliveries;
     }
+}
 
-    /// <summary>
-    /// How many bytes a snapshot or replay may take: half the session's outbound queue
-    /// (<c>Bayeux:MaxQueuedBytes</c>), leaving the rest for live events that arrive while it is sent.
-    /// </summary>
-    private int ReplayBudget => bayeux.Options.MaxQueuedBytes / 2;
+/// <summary>What a joining subscription read: the messages to send first, and the seq they bring it up to.</summary>
+internal sealed record JoinRead(IReadOnlyList<Delivery> Deliveries, long Seq, string Epoch);
 
-    private sealed record SnapshotRead(long Seq, string Epoch, Delivery Delivery);
+internal static partial class ChangeFeedLog
+{
+    [LoggerMessage(1, LogLevel.Warning, "Changes {From}..{To} of {Channel} are no longer in the log; its subscribers are told to reload.")]
+    public static partial void GapPastLog(ILogger logger, string channel, long from, long to);
 
-    // A write through the socket: data {method: POST|PUT|PATCH|DELETE, body: {...}, version?}. The publish
-    // reply carries the outcome (ext.tidings: {status, record}) or a code:args:message error; the event itself is
-    // broadcast like any other change.
-    public async ValueTask PublishAsync(BayeuxServiceCall call, CancellationToken cancellationToken)
-    {
-        if (registry.Resolve(call.Channel) is not { } target)
-        {
-            call.Fail(BayeuxError.ChannelUnknown(call.Channel));
-            return;
-        }
+    [LoggerMessage(2, LogLevel.Error, "Publishing a change of {Channel} failed.")]
+    public static partial void PublishFailed(ILogger logger, string channel, Exception exception);
 
-        var data = call.Data;
-        if (data.ValueKind != JsonValueKind.Object
-            || !data.TryGetProperty("method", out var methodField) || methodField.ValueKind != JsonValueKind.String
-            || !data.TryGetProperty("body", out var bodyField) || bodyField.ValueKind != JsonValueKind.Object)
-        {
-            call.Fail(BayeuxError.Format(400, "data", "a write is an object with method (POST PUT PATCH or DELETE) and body"));
-            return;
-        }
-
-        long? expectedVersion = data.TryGetProperty("version", out var v) && v.TryGetInt64(out var version) ? version : null;
-        var body = JsonNode.Parse(bodyField.GetRawText())!.AsObject();
-        var context = new WriteContext(call.Session.User);
-        var method = methodField.GetString();
-        string? Id() => CollectionWriter.NormalizeId(body["id"] is JsonValue idValue && idValue.TryGetValue<string>(out var s) ? s : null);
-
-        WriteOutcome outcome;
-        switch (method)
-        {
-            case "POST":
-                outcome = await writer.CreateAsync(target, body, context, cancellationToken);
-                break;
-            case "PUT" or "PATCH":
-                outcome = Id() is { } updateId
-                    ? await writer.UpdateAsync(target, updateId, body, expectedVersion, method == "PATCH", context, cancellationToken)
-                    : WriteOutcome.Invalid("id", "'id' must be the UUID of the record to change.");
-                break;
-            case "DELETE":
-                outcome = Id() is { } deleteId
-                    ? await writer.DeleteAsync(target, deleteId, expectedVersion, context, cancellationToken)
-                    : WriteOutcome.Invalid("id", "'id' must be the UUID of the record to delete.");
-                break;
-            default:
-                call.Fail(BayeuxError.Format(400, "method", "method must be POST, PUT, PATCH or DELETE"));
-                return;
-        }
-
-        var result = new JsonObject { ["status"] = outcome.Status.ToString() };
-        if (outcome.Record is { } record && outcome.Status != WriteStatus.Deleted)
-        {
-            result["record"] = JsonNode.Parse(record.Json);
-        }
-
-        if (outcome.Seq is { } seq)
-        {
-            result["seq"] = seq;
-        }
-
-        call.ReplyExt("tidings", result);
-        if (!outcome.Succeeded)
-        {
-            call.Fail(ToBayeuxError(outcome));
-        }
-    }
-
-    /// <summary>A change as <paramref name="user"/> may see it (the event, a removal or a skip), for replays.</summary>
-    internal static Delivery? Visible(CollectionTarget target, System.Security.Claims.ClaimsPrincipal? user, ChangeEntry change) =>
-        VisibleEvent(target, user, change) is { } data ? Delivery.CreateRaw(change.Path, data) : null;
-
-    /// <summary>The event payload of <see cref="Visible"/>, for REST catch-up.</summary>
-    internal static byte[]? VisibleEvent(CollectionTarget target, System.Security.Claims.ClaimsPrincipal? user, ChangeEntry change) =>
-        target.Collection.IsReadableByAnyone ? ChangeEvents.Change(change) : new ChangeFilter(target, change).EventFor(user);
-
-    /// <summary>The records <paramref name="user"/> may read, in order.</summary>
-    internal static IReadOnlyList<StoredRecord> Readable(CollectionTarget target, System.Security.Claims.ClaimsPrincipal? user,
-        IReadOnlyList<StoredRecord> records)
-    {
-        if (target.Collection.IsReadableByAnyone)
-        {
-            return records;
-        }
-
-        var access = target.Collection.Access;
-        return [.. records.Where(r => access.CanRead(new AccessContext(user, target.RouteValues, JsonNode.Parse(r.Json)!.AsObject())))];
-    }
-
-    private static string ToBayeuxError(WriteOutcome outcome) => outcome.Status switch
-    {
-        WriteStatus.NotFound => BayeuxError.Format(404, "id", "no such record"),
-        WriteStatus.Forbidden => BayeuxError.Format(403, string.Empty, "not allowed to make this change"),
-        WriteStatus.VersionMismatch => BayeuxError.Format(412, "version", "the record has changed - reload it and try again"),
-        _ => BayeuxError.Format(422, string.Join(',', outcome.Errors?.Keys ?? []),
-            string.Join(" ", outcome.Errors?.Values.SelectMany(m => m) ?? ["invalid record"])),
-    };
+    [LoggerMessage(3, LogLevel.Error, "Reading the change source failed; retrying in {Delay}.")]
+    public static partial void SourceFailed(ILogger logger, TimeSpan delay, Exception exception);
 }

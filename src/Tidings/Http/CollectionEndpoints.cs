@@ -64,7 +64,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         var (items, position, epoch) = await store.ReadAsync(r => (r.List(target.Path, options.MaxListItems + 1), r.GetPosition(target.Path), r.Epoch),
             context.RequestAborted);
         var truncated = items.Count > options.MaxListItems;
-        var visible = ChangeFeed.Readable(target, context.User, truncated ? [.. items.Take(options.MaxListItems)] : items);
+        var visible = Visibility.Records(target, context.User, truncated ? [.. items.Take(options.MaxListItems)] : items);
         await WriteJsonAsync(context, StatusCodes.Status200OK, w =>
         {
             w.WriteStartArray("items");
@@ -95,7 +95,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         {
             var position = r.GetPosition(target.Path);
             var gone = r.Epoch != epoch || !position.CanReplayFrom(since) || position.Seq - since > options.MaxReplay;
-            return (gone ? [] : r.ChangesSince(target.Path, since, options.MaxReplay), position, r.Epoch, gone);
+            return (gone ? [] : r.ChangesSince(target.Path, since, position.Seq, options.MaxReplay), position, r.Epoch, gone);
         }, context.RequestAborted);
         if (gone)
         {
@@ -111,7 +111,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             foreach (var change in changes)
             {
                 // The same view a subscriber gets: the event, a removal, or a skip that keeps seq contiguous.
-                if (ChangeFeed.VisibleEvent(target, context.User, change) is { } visible)
+                if (Visibility.ChangeEvent(target, context.User, change) is { } visible)
                 {
                     w.WriteRawValue(visible, skipInputValidation: true);
                 }
@@ -132,7 +132,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         }
 
         var record = await store.ReadAsync(r => r.Get(target.Path, id), context.RequestAborted);
-        if (record is null || ChangeFeed.Readable(target, context.User, [record]).Count == 0)
+        if (record is null || Visibility.Records(target, context.User, [record]).Count == 0)
         {
             await Problems.NotFound(context);
             return;
@@ -238,6 +238,8 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         WriteStatus.Forbidden => Problems.Refused(context),
         WriteStatus.VersionMismatch => Problems.Write(context, StatusCodes.Status412PreconditionFailed, "Version mismatch",
             $"The record is at version {outcome.Record!.Version}; reload it and try again."),
+        WriteStatus.Conflict => Problems.Write(context, StatusCodes.Status409Conflict, "Conflict",
+            "The record kept changing while this write was checked; try again."),
         _ => Problems.Validation(context, outcome.Errors!),
     };
 

@@ -1,41 +1,58 @@
 namespace Tidings.Storage;
 
 /// <summary>
-/// Durable storage for collections: records, the per-channel change log and its sequence numbers.
-/// Every implementation passes the same contract suite (tests/Tidings.Tests/Storage/StoreContract.cs).
+/// Durable storage for collections: records, the per-channel change log and its sequence numbers, and a
+/// <see cref="IChangeSource"/> that tells what was committed. Every implementation passes the same contract suite
+/// (tests/Tidings.Tests/Storage/StoreContract.cs).
 /// </summary>
 /// <remarks>
-/// Contract:
+/// Contract (docs/design.md, "The store"):
 /// <list type="bullet">
 /// <item>A write's records, change-log entries and sequence numbers commit in one transaction; if the work
 /// throws, nothing of it is stored and no sequence number is used.</item>
-/// <item>Sequence numbers are contiguous per channel, starting at 1.</item>
-/// <item>Committed changes are handed to <see cref="IChangeSink"/> after the commit, in commit order, and
-/// before the write's task completes. A completed write is durable.</item>
-/// <item><see cref="SequencedReadAsync{T}"/> runs at a point where every earlier commit has been handed to the
-/// sink and no later one has: what it reads plus what the sink publishes afterwards is the whole stream, with
-/// no gap and no overlap.</item>
+/// <item>Sequence numbers are contiguous per channel, starting at 1, in commit order.</item>
+/// <item>A write's task completes when its transaction has committed durably. Publishing is not the store's
+/// business: committed changes reach subscribers through <see cref="Changes"/>, later, off the writer.</item>
+/// <item>Nothing else is promised about when a read runs relative to writes: the change feed joins what a
+/// subscriber read with the live stream by <c>seq</c> alone.</item>
 /// </list>
 /// </remarks>
 public interface ITidingsStore : IAsyncDisposable
 {
     /// <summary>Creates or opens the storage. Called once before anything else.</summary>
-    Task InitializeAsync(IChangeSink sink, CancellationToken cancellationToken);
+    Task InitializeAsync(CancellationToken cancellationToken);
 
     /// <summary>Runs <paramref name="work"/> in a write transaction, possibly grouped with other writes.</summary>
+    /// <remarks>Keep the work to what must be atomic (version check, put, append): rules run before it.</remarks>
     Task<T> WriteAsync<T>(Func<IStoreWriter, T> work, CancellationToken cancellationToken);
 
     /// <summary>Runs <paramref name="work"/> against one consistent snapshot.</summary>
     Task<T> ReadAsync<T>(Func<IStoreReader, T> work, CancellationToken cancellationToken);
 
-    /// <summary>Runs <paramref name="work"/> between commits, ordered with the change stream (see remarks).</summary>
-    Task<T> SequencedReadAsync<T>(Func<IStoreReader, T> work, CancellationToken cancellationToken);
+    /// <summary>The committed changes, as the store learns of them.</summary>
+    IChangeSource Changes { get; }
 }
 
-/// <summary>Receives committed changes, in commit order, once each.</summary>
-public interface IChangeSink
+/// <summary>
+/// Where committed changes come from: the embedded store's writer loop, or (with several processes on one
+/// database) the database's own log. The change feed reads it from one loop per process.
+/// </summary>
+/// <remarks>
+/// A source yields every change committed after it started, per channel in <c>seq</c> order, once each, in
+/// batches as they committed. The feed does not rely on the order or the once: it drops what it has published
+/// and fills any gap from the log (<see cref="IStoreReader.ChangesSince"/>), so a source that is late or repeats
+/// itself costs time, never correctness. What it must never do is skip a change for good.
+/// </remarks>
+public interface IChangeSource
 {
-    void Committed(IReadOnlyList<ChangeEntry> changes);
+    /// <summary>The committed changes, batch by batch, until <paramref name="cancellationToken"/> fires. One reader.</summary>
+    IAsyncEnumerable<IReadOnlyList<ChangeEntry>> ReadAllAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The channel's last <c>seq</c> committed before this source started: every later one is (or will be)
+    /// yielded by <see cref="ReadAllAsync"/>, none before it is.
+    /// </summary>
+    ValueTask<long> StartingSeqAsync(string path, CancellationToken cancellationToken);
 }
 
 public interface IStoreReader
@@ -51,8 +68,11 @@ public interface IStoreReader
     /// <summary>The channel's last sequence number (0 when nothing was written) and the oldest one still logged.</summary>
     ChannelPosition GetPosition(string path);
 
-    /// <summary>Changes with sequence numbers above <paramref name="since"/>, oldest first, at most <paramref name="max"/>.</summary>
-    IReadOnlyList<ChangeEntry> ChangesSince(string path, long since, int max);
+    /// <summary>
+    /// The logged changes with <paramref name="since"/> &lt; seq ≤ <paramref name="upTo"/>, oldest first, at most
+    /// <paramref name="max"/>. Entries trimmed from the log are simply absent: compare with <see cref="GetPosition"/>.
+    /// </summary>
+    IReadOnlyList<ChangeEntry> ChangesSince(string path, long since, long upTo, int max);
 }
 
 public interface IStoreWriter : IStoreReader
@@ -76,6 +96,14 @@ public sealed record StoredRecord(string Id, long Version, string Json);
 
 /// <summary>One entry of a channel's change log.</summary>
 public sealed record ChangeEntry(string Path, long Seq, string Method, string BodyJson, DateTimeOffset At, string? PreviousJson = null);
+
+/// <summary>The methods a change-log entry carries (the REST verb that made it).</summary>
+public static class ChangeMethods
+{
+    public const string Post = "POST";
+    public const string Put = "PUT";
+    public const string Delete = "DELETE";
+}
 
 /// <summary>
 /// Where a channel's log stands. A client that has seen up to <c>s</c> can catch up when

@@ -11,14 +11,18 @@ public sealed record WriteContext(System.Security.Claims.ClaimsPrincipal? User);
 
 /// <summary>
 /// Creates, replaces, patches and deletes records. REST and socket writes both come here, so the same
-/// rules, validation and events apply whichever way a change arrives. Each write runs inside one store
-/// transaction that also appends its change: the record and its event commit together or not at all.
+/// rules, validation and events apply whichever way a change arrives.
 /// </summary>
+/// <remarks>
+/// Rules run outside the store's transaction: schema, stamps and access are checked against the record as read,
+/// then the transaction only does what must be atomic — checks that the record is still at the version the
+/// rules saw, puts it and appends its change. A record that changed in between is checked again (a few times),
+/// or answered 412 when the caller named the version it expected: never overwritten silently.
+/// </remarks>
 public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
 {
-    public const string Post = "POST";
-    public const string Put = "PUT";
-    public const string Delete = "DELETE";
+    /// <summary>How often a write is re-checked when its record keeps changing under it, before it answers Conflict.</summary>
+    private const int Attempts = 5;
 
     public Task<WriteOutcome> CreateAsync(CollectionTarget target, JsonObject body, WriteContext context, CancellationToken cancellationToken)
     {
@@ -52,43 +56,51 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
             return Task.FromResult(Invalid(errors));
         }
 
-        return store.WriteAsync(writer =>
+        return CommitCreateAsync(target, id, fields, context, cancellationToken);
+    }
+
+    private async Task<WriteOutcome> CommitCreateAsync(CollectionTarget target, string id, JsonObject fields, WriteContext context,
+        CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var record = Compose(id, 1, fields, now, now);
+        var outcome = await store.WriteAsync(writer =>
         {
             if (writer.Get(target.Path, id) is { } existing)
             {
-                // The repeat of an optimistic create; the caller may see it only if it may read it.
-                return access.CanRead(new AccessContext(context.User, target.RouteValues, JsonNode.Parse(existing.Json)!.AsObject()))
-                    ? new WriteOutcome(WriteStatus.AlreadyExists, existing)
-                    : new WriteOutcome(WriteStatus.Forbidden);
+                return new WriteOutcome(WriteStatus.AlreadyExists, existing);
             }
 
-            var now = time.GetUtcNow();
-            var record = Compose(id, 1, fields, now, now);
             writer.Put(target.Path, record);
-            var change = writer.Append(target.Path, Post, record.Json);
+            var change = writer.Append(target.Path, ChangeMethods.Post, record.Json);
             return new WriteOutcome(WriteStatus.Created, record, Seq: change.Seq);
         }, cancellationToken);
+
+        // The repeat of an optimistic create; the caller may see it only if it may read it.
+        return outcome.Status == WriteStatus.AlreadyExists && !CanRead(target, context, Parse(outcome.Record!))
+            ? new WriteOutcome(WriteStatus.Forbidden)
+            : outcome;
     }
 
     /// <summary>PUT (<paramref name="patch"/> false: writable fields replaced) or PATCH (merge patch).</summary>
-    public Task<WriteOutcome> UpdateAsync(CollectionTarget target, string id, JsonObject body, long? expectedVersion, bool patch,
+    public async Task<WriteOutcome> UpdateAsync(CollectionTarget target, string id, JsonObject body, long? expectedVersion, bool patch,
         WriteContext context, CancellationToken cancellationToken)
     {
         if (body["id"] is { } bodyId && !(bodyId.GetValueKind() == JsonValueKind.String && Guid.TryParse(bodyId.GetValue<string>(), out var g) && g.ToString("D") == id))
         {
-            return Task.FromResult(WriteOutcome.Invalid("id", "'id' in the body must match the record's id."));
+            return WriteOutcome.Invalid("id", "'id' in the body must match the record's id.");
         }
 
-        return store.WriteAsync(writer =>
+        for (var attempt = 0; attempt < Attempts; attempt++)
         {
-            if (writer.Get(target.Path, id) is not { } current)
+            if (await store.ReadAsync(r => r.Get(target.Path, id), cancellationToken) is not { } current)
             {
                 return new WriteOutcome(WriteStatus.NotFound);
             }
 
-            var existing = JsonNode.Parse(current.Json)!.AsObject();
+            var existing = Parse(current);
             var access = target.Collection.Access;
-            if (!access.CanRead(new AccessContext(context.User, target.RouteValues, existing)))
+            if (!CanRead(target, context, existing))
             {
                 return new WriteOutcome(WriteStatus.NotFound); // what one may not read, one cannot find
             }
@@ -113,24 +125,38 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
 
             var createdAt = existing["createdAt"]?.GetValue<DateTimeOffset>() ?? time.GetUtcNow();
             var record = Compose(id, current.Version + 1, fields, createdAt, time.GetUtcNow());
-            writer.Put(target.Path, record);
-            var change = writer.Append(target.Path, Put, record.Json, current.Json);
-            return new WriteOutcome(WriteStatus.Updated, record, Seq: change.Seq);
-        }, cancellationToken);
+            var outcome = await store.WriteAsync(writer =>
+            {
+                if (Changed(writer, target.Path, current) is { } changed)
+                {
+                    return changed;
+                }
+
+                writer.Put(target.Path, record);
+                var change = writer.Append(target.Path, ChangeMethods.Put, record.Json, current.Json);
+                return new WriteOutcome(WriteStatus.Updated, record, Seq: change.Seq);
+            }, cancellationToken);
+            if (Settled(outcome, expectedVersion) is { } settled)
+            {
+                return settled;
+            }
+        }
+
+        return new WriteOutcome(WriteStatus.Conflict);
     }
 
-    public Task<WriteOutcome> DeleteAsync(CollectionTarget target, string id, long? expectedVersion, WriteContext context,
-        CancellationToken cancellationToken) =>
-        store.WriteAsync(writer =>
+    public async Task<WriteOutcome> DeleteAsync(CollectionTarget target, string id, long? expectedVersion, WriteContext context,
+        CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < Attempts; attempt++)
         {
-            if (writer.Get(target.Path, id) is not { } current)
+            if (await store.ReadAsync(r => r.Get(target.Path, id), cancellationToken) is not { } current)
             {
                 return new WriteOutcome(WriteStatus.NotFound);
             }
 
-            var existing = JsonNode.Parse(current.Json)!.AsObject();
-            var access = target.Collection.Access;
-            if (!access.CanRead(new AccessContext(context.User, target.RouteValues, existing)))
+            var existing = Parse(current);
+            if (!CanRead(target, context, existing))
             {
                 return new WriteOutcome(WriteStatus.NotFound);
             }
@@ -140,18 +166,56 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
                 return new WriteOutcome(WriteStatus.VersionMismatch, current);
             }
 
-            if (!access.Delete.Allows(new AccessContext(context.User, target.RouteValues, null, existing)))
+            if (!target.Collection.Access.Delete.Allows(new AccessContext(context.User, target.RouteValues, null, existing)))
             {
                 return new WriteOutcome(WriteStatus.Forbidden);
             }
 
-            writer.Delete(target.Path, id);
-            var change = writer.Append(target.Path, Delete, current.Json);
-            return new WriteOutcome(WriteStatus.Deleted, current, Seq: change.Seq);
-        }, cancellationToken);
+            var outcome = await store.WriteAsync(writer =>
+            {
+                if (Changed(writer, target.Path, current) is { } changed)
+                {
+                    return changed;
+                }
+
+                writer.Delete(target.Path, current.Id);
+                var change = writer.Append(target.Path, ChangeMethods.Delete, current.Json);
+                return new WriteOutcome(WriteStatus.Deleted, current, Seq: change.Seq);
+            }, cancellationToken);
+            if (Settled(outcome, expectedVersion) is { } settled)
+            {
+                return settled;
+            }
+        }
+
+        return new WriteOutcome(WriteStatus.Conflict);
+    }
+
+    /// <summary>Inside the transaction: null when the record is still the one the rules were checked against.</summary>
+    private static WriteOutcome? Changed(IStoreWriter writer, string path, StoredRecord checkedAgainst) =>
+        writer.Get(path, checkedAgainst.Id) switch
+        {
+            null => new WriteOutcome(WriteStatus.NotFound),
+            { Version: var version } now when version != checkedAgainst.Version => new WriteOutcome(WriteStatus.Conflict, now),
+            _ => null,
+        };
+
+    /// <summary>The answer to give, or null to check the write again against the record as it is now.</summary>
+    private static WriteOutcome? Settled(WriteOutcome outcome, long? expectedVersion) => outcome.Status switch
+    {
+        // The caller named a version and the record has moved past it: that is theirs to resolve.
+        WriteStatus.Conflict when expectedVersion is not null => new WriteOutcome(WriteStatus.VersionMismatch, outcome.Record),
+        WriteStatus.Conflict => null,
+        _ => outcome,
+    };
 
     /// <summary>Normalizes a record id from a URL or body: a UUID in its canonical form, or null.</summary>
     public static string? NormalizeId(string? id) => Guid.TryParse(id, out var parsed) ? parsed.ToString("D") : null;
+
+    private static bool CanRead(CollectionTarget target, WriteContext context, JsonObject record) =>
+        target.Collection.Access.CanRead(new AccessContext(context.User, target.RouteValues, record));
+
+    private static JsonObject Parse(StoredRecord record) => JsonNode.Parse(record.Json)!.AsObject();
 
     private static JsonObject WithId(string id, JsonObject fields)
     {
@@ -166,12 +230,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
 
     private static StoredRecord Compose(string id, long version, JsonObject fields, DateTimeOffset createdAt, DateTimeOffset updatedAt)
     {
-        var record = new JsonObject { ["id"] = id };
-        foreach (var (name, value) in fields)
-        {
-            record[name] = value?.DeepClone();
-        }
-
+        var record = WithId(id, fields);
         record["version"] = version;
         record["createdAt"] = createdAt;
         record["updatedAt"] = updatedAt;

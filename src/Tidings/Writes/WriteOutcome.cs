@@ -20,6 +20,9 @@ public enum WriteStatus
 
     /// <summary>The collection's access rules refuse this caller this write.</summary>
     Forbidden,
+
+    /// <summary>The record changed between the rules' check and the write, again and again: nothing was written.</summary>
+    Conflict,
 }
 
 /// <summary>The result of a write, shared by REST and socket writes so both answer alike.</summary>

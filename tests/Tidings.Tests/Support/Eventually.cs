@@ -10,4 +10,15 @@ internal static class Eventually
 
     public static async Task WithinAsync(Task task, TimeSpan? patience = null) =>
         await task.WaitAsync(patience ?? Patience);
+
+    /// <summary>Waits until <paramref name="condition"/> holds, checking it every few milliseconds, or fails at the deadline.</summary>
+    public static async Task UntilAsync(Func<bool> condition, string because, TimeSpan? patience = null)
+    {
+        var deadline = TimeProvider.System.GetTimestamp() + (long)((patience ?? Patience).TotalSeconds * TimeProvider.System.TimestampFrequency);
+        while (!condition())
+        {
+            Assert.True(TimeProvider.System.GetTimestamp() < deadline, "Timed out waiting: " + because);
+            await Task.Delay(5);
+        }
+    }
 }

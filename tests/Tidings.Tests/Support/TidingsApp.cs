@@ -103,7 +103,7 @@ internal sealed class TidingsApp : IAsyncDisposable
         return new TidingsApp(app, folder, new Uri(addresses.First()));
     }
 
-    private static void DeclareDefaults(TidingsBuilder tidings) =>
+    public static void DeclareDefaults(TidingsBuilder tidings) =>
         tidings
             .AddCollection("/api/todos", todos => todos
                 .Public()

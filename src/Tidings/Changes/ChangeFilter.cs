@@ -1,11 +1,11 @@
 using System.Text.Json.Nodes;
+using Tidings.Access;
 using Tidings.Bayeux.Protocol;
 using Tidings.Bayeux.Server;
-using Tidings.Changes;
 using Tidings.Collections;
 using Tidings.Storage;
 
-namespace Tidings.Access;
+namespace Tidings.Changes;
 
 /// <summary>
 /// Authorization on the fan-out path: each recipient of a change event gets what it may see now — the event,
@@ -62,7 +62,7 @@ internal sealed class ChangeFilter : IDeliveryFilter
             return ChangeVisibility.Full;
         }
 
-        if (_change.Method == Writes.CollectionWriter.Put && _change.PreviousJson is { } previousJson)
+        if (_change.Method == ChangeMethods.Put && _change.PreviousJson is { } previousJson)
         {
             _previous ??= JsonNode.Parse(previousJson)!.AsObject();
             if (_access.Read.Allows(new AccessContext(user, _routeValues, _previous)))

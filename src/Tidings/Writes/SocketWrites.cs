@@ -1,0 +1,87 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Tidings.Bayeux.Protocol;
+using Tidings.Bayeux.Server;
+using Tidings.Collections;
+
+namespace Tidings.Writes;
+
+/// <summary>
+/// A write through the socket: a publish on a collection channel with data <c>{method: POST|PUT|PATCH|DELETE,
+/// body: {...}, version?}</c>, under REST's rules. The publish reply carries the outcome (<c>ext.tidings:
+/// {status, record, seq}</c>) or a <c>code:args:message</c> error; the event itself goes out like any other change.
+/// </summary>
+internal sealed class SocketWrites(CollectionRegistry registry, CollectionWriter writer)
+{
+    public async ValueTask PublishAsync(BayeuxServiceCall call, CancellationToken cancellationToken)
+    {
+        if (registry.Resolve(call.Channel) is not { } target)
+        {
+            call.Fail(BayeuxError.ChannelUnknown(call.Channel));
+            return;
+        }
+
+        var data = call.Data;
+        if (data.ValueKind != JsonValueKind.Object
+            || !data.TryGetProperty("method", out var methodField) || methodField.ValueKind != JsonValueKind.String
+            || !data.TryGetProperty("body", out var bodyField) || bodyField.ValueKind != JsonValueKind.Object)
+        {
+            call.Fail(BayeuxError.Format(400, "data", "a write is an object with method (POST PUT PATCH or DELETE) and body"));
+            return;
+        }
+
+        long? expectedVersion = data.TryGetProperty("version", out var v) && v.TryGetInt64(out var version) ? version : null;
+        var body = JsonNode.Parse(bodyField.GetRawText())!.AsObject();
+        var context = new WriteContext(call.Session.User);
+        var method = methodField.GetString();
+        string? Id() => CollectionWriter.NormalizeId(body["id"] is JsonValue idValue && idValue.TryGetValue<string>(out var s) ? s : null);
+
+        WriteOutcome outcome;
+        switch (method)
+        {
+            case "POST":
+                outcome = await writer.CreateAsync(target, body, context, cancellationToken);
+                break;
+            case "PUT" or "PATCH":
+                outcome = Id() is { } updateId
+                    ? await writer.UpdateAsync(target, updateId, body, expectedVersion, method == "PATCH", context, cancellationToken)
+                    : WriteOutcome.Invalid("id", "'id' must be the UUID of the record to change.");
+                break;
+            case "DELETE":
+                outcome = Id() is { } deleteId
+                    ? await writer.DeleteAsync(target, deleteId, expectedVersion, context, cancellationToken)
+                    : WriteOutcome.Invalid("id", "'id' must be the UUID of the record to delete.");
+                break;
+            default:
+                call.Fail(BayeuxError.Format(400, "method", "method must be POST, PUT, PATCH or DELETE"));
+                return;
+        }
+
+        var result = new JsonObject { ["status"] = outcome.Status.ToString() };
+        if (outcome.Record is { } record && outcome.Status != WriteStatus.Deleted)
+        {
+            result["record"] = JsonNode.Parse(record.Json);
+        }
+
+        if (outcome.Seq is { } seq)
+        {
+            result["seq"] = seq;
+        }
+
+        call.ReplyExt("tidings", result);
+        if (!outcome.Succeeded)
+        {
+            call.Fail(ToBayeuxError(outcome));
+        }
+    }
+
+    private static string ToBayeuxError(WriteOutcome outcome) => outcome.Status switch
+    {
+        WriteStatus.NotFound => BayeuxError.Format(404, "id", "no such record"),
+        WriteStatus.Forbidden => BayeuxError.Format(403, string.Empty, "not allowed to make this change"),
+        WriteStatus.VersionMismatch => BayeuxError.Format(412, "version", "the record has changed - reload it and try again"),
+        WriteStatus.Conflict => BayeuxError.Format(409, "id", "the record kept changing while this write was checked - try again"),
+        _ => BayeuxError.Format(422, string.Join(',', outcome.Errors?.Keys ?? []),
+            string.Join(" ", outcome.Errors?.Values.SelectMany(m => m) ?? ["invalid record"])),
+    };
+}
