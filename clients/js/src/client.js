@@ -35,6 +35,8 @@ export class TidingsClient extends Emitter {
     this.writes = options.writes ?? 'rest';
     /** Seconds between retries of a write that got no answer (offline). */
     this.retry = options.retry ?? 1;
+    /** Default `maxHeld` of this client's collections (undefined: the collection's default, 1000). */
+    this.maxHeld = options.maxHeld;
     this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
     /**
      * A bearer token (string, or a function returning one) for clients that cannot use the sign-in

@@ -24,6 +24,8 @@ export interface ClientOptions {
   token?: string | (() => string | null | undefined) | null;
   /** The fetch implementation. Default: globalThis.fetch. */
   fetch?: typeof fetch;
+  /** Default `maxHeld` of this client's collections. Default: 1000. */
+  maxHeld?: number;
 }
 
 export interface CollectionOptions<T extends TidingsRecord = TidingsRecord> {
@@ -31,6 +33,11 @@ export interface CollectionOptions<T extends TidingsRecord = TidingsRecord> {
   writes?: 'rest' | 'socket';
   /** Order of `toArray()`. Default: arrival order. */
   comparator?: ((a: T, b: T) => number) | null;
+  /**
+   * Events past a gap held while the gap is fetched (`GET ?since`); past this many they are dropped
+   * and the collection reloads instead. Default: the client's `maxHeld`, else 1000.
+   */
+  maxHeld?: number;
 }
 
 export class Emitter {
@@ -57,6 +64,8 @@ export class LiveCollection<T extends TidingsRecord = TidingsRecord> extends Emi
   readonly path: string;
   writes: 'rest' | 'socket';
   comparator: ((a: T, b: T) => number) | null;
+  /** Events past a gap held before the collection gives up on catch-up and reloads. */
+  maxHeld: number;
   /** What the collection shows, by id. */
   items: Map<string, T>;
   /** Last change applied; null before the first snapshot and during a reload. */
@@ -93,6 +102,7 @@ export class TidingsClient extends Emitter {
   readonly url: string;
   writes: 'rest' | 'socket';
   retry: number;
+  maxHeld: number | undefined;
   token: ClientOptions['token'];
   /** The Faye client underneath. */
   readonly faye: any;
