@@ -26,6 +26,11 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** Default `maxHeld` of this client's collections. Default: 1000. */
   maxHeld?: number;
+  /**
+   * Seconds a socket write (`writes: 'socket'`) waits for its reply; then it rejects with a
+   * TidingsError of status 408 and its optimistic change is rolled back. Default: 10.
+   */
+  writeTimeout?: number;
 }
 
 export interface CollectionOptions<T extends TidingsRecord = TidingsRecord> {
@@ -48,7 +53,7 @@ export class Emitter {
 }
 
 export class TidingsError extends Error {
-  /** HTTP status or Bayeux error code; 0 when there was no answer. */
+  /** HTTP status or Bayeux error code; 0 when there was no answer; 408 when a socket write got no reply in time. */
   status: number;
   /** Field name → messages. */
   errors: Record<string, string[]>;
@@ -103,6 +108,9 @@ export class TidingsClient extends Emitter {
   writes: 'rest' | 'socket';
   retry: number;
   maxHeld: number | undefined;
+  writeTimeout: number;
+  /** Socket writes awaiting their reply. */
+  readonly pendingSocketWrites: number;
   token: ClientOptions['token'];
   /** The Faye client underneath. */
   readonly faye: any;
