@@ -83,9 +83,9 @@ export class LiveCollection extends Emitter {
     this.#subscription = this.client.faye.subscribe(this.path, (data) => this.#receive(data));
     this.#subscription.errback?.((error) => {
       const text = String(error?.message ?? error);
-      this.emit('error', new TidingsError(`subscribe ${this.path}: ${text}`, {
-        status: Number(/^(\d+)/.exec(text)?.[1] ?? 0), operation: 'subscribe',
-      }));
+      // Faye's error has the Bayeux code apart (`code`); its string form is `code:args:message`.
+      const status = Number.isInteger(error?.code) ? error.code : Number(/^(\d+)/.exec(String(error))?.[1] ?? 0);
+      this.emit('error', new TidingsError(`subscribe ${this.path}: ${text}`, { status, operation: 'subscribe' }));
     });
   }
 
