@@ -8,7 +8,7 @@ import Backbone from 'backbone';
 
 import { createClient } from '../../clients/js/src/index.js';
 import { liveBackbone } from '../../clients/js/src/backbone.js';
-import { startServer, waitFor, closeFaye } from './server.mjs';
+import { startServer, waitFor, withTimeout, closeFaye } from './server.mjs';
 
 describe('Backbone LiveCollection', { timeout: 60_000 }, () => {
   let server;
@@ -70,5 +70,44 @@ describe('Backbone LiveCollection', { timeout: 60_000 }, () => {
     assert.equal(todos.get(remote.id), undefined);
     await waitFor(async () => (await server.state('/api/todos')).items.size === 1);
     todos.closeLive();
+  });
+
+  it('fetch fails like Backbone fetches do when the subscribe is refused, and later fetches and resets work', async () => {
+    const token = await server.signIn('ada');
+    const ada = createClient({ url: server.base, faye: new faye.Client(`${server.base}/bayeux`, { retry: 0.3 }), retry: 0.3, token });
+    try {
+      const { LiveCollection } = liveBackbone(Backbone, { client: ada });
+      // Only {user} may list their notes: ada's subscribe to bob's is refused (403).
+      const Notes = LiveCollection.extend({ url() { return `/api/users/${this.owner}/notes`; } });
+      const notes = new Notes();
+      notes.owner = 'bob';
+      const errorEvents = [];
+      notes.on('error', (collection, error) => errorEvents.push([collection, error]));
+      let callbackError;
+      const refused = notes.fetch({ error: (collection, error) => { callbackError = [collection, error]; } });
+      const error = await withTimeout(refused.then(() => null, (e) => e), 15_000, 'the refused fetch to settle');
+      assert.equal(error?.status, 403, String(error));
+      assert.equal(error.operation, 'subscribe');
+      assert.deepEqual(callbackError, [notes, error], 'options.error(collection, error)');
+      assert.deepEqual(errorEvents, [[notes, error]], "an 'error' event");
+      assert.equal(notes.live, null, 'the refused core is let go');
+
+      const mine = await server.rest('POST', '/api/users/ada/notes', { text: 'mine' }, { authorization: `Bearer ${token}` });
+      assert.equal(mine.status, 201);
+      notes.owner = 'ada';
+      await withTimeout(notes.fetch({ reset: true }), 15_000, 'a later fetch');
+      assert.deepEqual(notes.pluck('text'), ['mine']);
+      assert.equal(errorEvents.length, 1);
+
+      // A later reset of the live core is applied, not dropped as if a fetch were still under way.
+      notes.remove(mine.body.id); // local only: nothing is sent
+      assert.equal(notes.length, 0);
+      notes.live.reload();
+      await waitFor(() => notes.get(mine.body.id)?.get('text') === 'mine', { message: 'the reload to be applied' });
+      notes.closeLive();
+    } finally {
+      ada.close();
+      await closeFaye(ada.faye);
+    }
   });
 });

@@ -145,6 +145,34 @@ describe('live collection core', { timeout: 90_000 }, () => {
     await converged(f, server, TODOS, 'the gap to be filled');
   });
 
+  it('reloads instead of holding events past a gap without bound while catch-up keeps failing', async () => {
+    let catchUps = 0;
+    const fetch = async (url, init) => {
+      if (String(url).includes('?since=')) {
+        catchUps++;
+        throw new TypeError('catch-up unreachable (test)');
+      }
+      return globalThis.fetch(url, init);
+    };
+    const f = await fixture(TODOS, { fetch, collectionOptions: { maxHeld: 5 } });
+    const start = f.collection.seq;
+    const seen = f.gate.seen.length;
+    f.gate.drop(1);
+    await server.rest('POST', TODOS, { title: 'lost on the way' });
+    // Up to the cap, events past the gap are held while catch-up is tried (and fails).
+    for (let i = 1; i <= 5; i++) await server.rest('POST', TODOS, { title: `held ${i}` });
+    await waitFor(() => f.gate.seen.length === seen + 6 && catchUps >= 2,
+      { message: 'the events to arrive and catch-up to fail more than once' });
+    assert.equal(f.collection.seq, start, 'nothing past the gap applied');
+    assert.equal(f.count('reset'), 1, 'no reload below the cap');
+
+    // One more is past the cap: the held events are dropped and the collection reloads (GET without
+    // ?since), which brings everything at once.
+    await server.rest('POST', TODOS, { title: 'one too many' });
+    await converged(f, server, TODOS, 'the reload past the cap');
+    assert.equal(f.count('reset'), 2, 'reloaded once');
+  });
+
   it('rolls back a rejected create and reports it, over REST and over the socket', async () => {
     for (const writes of ['rest', 'socket']) {
       const f = await fixture(TODOS, { writes });

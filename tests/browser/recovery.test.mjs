@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import faye from 'faye';
 
 import { createClient } from '../../clients/js/src/index.js';
-import { startServer, openCollection, converged, waitFor, TcpProxy } from './server.mjs';
+import { startServer, openCollection, converged, waitFor, withTimeout, TcpProxy } from './server.mjs';
 
 // Public, so the client needs no token (a replaced store also replaces the demo's token key).
 const PATH = '/api/todos';
@@ -61,6 +61,58 @@ describe('recovery', { timeout: 90_000 }, () => {
       for (const id of f.collection.items.keys()) assert.ok(f.adds(id) <= 1, `${id} added once: ${JSON.stringify(f.log.filter((e) => e.record?.id === id))}`);
     });
   }
+
+  it('times out a socket write that never gets a reply: rejected, rolled back and forgotten', async () => {
+    const f = await through({ writes: 'socket', clientOptions: { writeTimeout: 1 } });
+    await converged(f, server, PATH);
+    const errors = [];
+    f.collection.on('error', (e) => errors.push(e));
+    // Server-to-client bytes vanish: the publish reaches the server, its reply never comes back.
+    proxy.blackhole();
+    const promise = f.collection.create({ title: 'reply lost' });
+    const [id] = f.collection.pendingIds;
+    assert.equal(f.collection.get(id)?.title, 'reply lost', 'shown at once');
+    const error = await withTimeout(promise.then(() => null, (e) => e), 15_000, 'the unanswered write to settle');
+    assert.equal(error?.status, 408, String(error));
+    assert.match(error.message, /no reply/);
+    assert.equal(error.operation, 'create');
+    assert.equal(error.id, id);
+    assert.deepEqual(errors, [error], 'reported once, as a refusal is');
+    assert.equal(f.collection.get(id), undefined, 'rolled back');
+    assert.deepEqual(f.collection.pendingIds, []);
+    assert.equal(f.client.pendingSocketWrites, 0, 'its bookkeeping entry is gone');
+    assert.ok(proxy.dropped.length > 0, 'the server did answer; the proxy dropped it');
+
+    // The network comes back (a fresh connection): the server did apply the write, so catch-up
+    // brings the record back, and socket writes work again.
+    proxy.restore();
+    proxy.cut();
+    await converged(f, server, PATH);
+    assert.equal(f.collection.get(id)?.title, 'reply lost');
+    const next = f.collection.create({ title: 'answered' });
+    assert.equal(f.client.pendingSocketWrites, 1);
+    await next;
+    assert.equal(f.client.pendingSocketWrites, 0);
+    assert.equal(errors.length, 1);
+  });
+
+  it('does not send a socket write that timed out while offline once the network is back', async () => {
+    const f = await through({ writes: 'socket', clientOptions: { writeTimeout: 1 } });
+    await converged(f, server, PATH);
+    proxy.down();
+    await waitFor(() => !f.client.online, { message: 'the client to notice', timeout: 15_000 });
+    const error = await withTimeout(f.collection.create({ title: 'given up offline' }).then(() => null, (e) => e),
+      15_000, 'the offline write to time out');
+    assert.equal(error?.status, 408, String(error));
+    assert.equal(f.client.pendingSocketWrites, 0);
+    proxy.up();
+    await waitFor(() => f.client.online, { message: 'the client to reconnect', timeout: 15_000 });
+    const answered = await f.collection.create({ title: 'sent after reconnecting' });
+    await converged(f, server, PATH);
+    const titles = [...(await server.state(PATH)).items.values()].map((t) => t.title);
+    assert.ok(titles.includes(answered.title));
+    assert.ok(!titles.includes('given up offline'), 'a write reported as failed was not applied later');
+  });
 
   it('re-subscribes with since/epoch after a server restart and replays what it missed', async () => {
     // REST catch-ups fail in this test, so the missed changes can only come from the re-subscribe.

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { DemoServer, waitFor, withTimeout } from '../shared/demo-server.mjs';
 
-export { DEMO_DLL, waitFor, quietPeriod, freePort, TcpProxy } from '../shared/demo-server.mjs';
+export { DEMO_DLL, waitFor, withTimeout, quietPeriod, freePort, TcpProxy } from '../shared/demo-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ARTIFACTS = path.resolve(here, '../../artifacts/test-results/browser');
@@ -148,14 +148,16 @@ export class DeliveryGate {
 /**
  * Opens a live collection on a fresh TidingsClient (Node faye client). Returns the client, the
  * collection, its DeliveryGate and an event log: `log` (every event in order) and `adds(id)`.
+ * `clientOptions` and `collectionOptions` add to what createClient and client.collection get.
  */
-export async function openCollection(faye, createClient, server, pathName, { writes = 'rest', url, fetch, token, ready = true } = {}) {
+export async function openCollection(faye, createClient, server, pathName,
+  { writes = 'rest', url, fetch, token, ready = true, clientOptions = {}, collectionOptions = {} } = {}) {
   const base = url ?? server.base;
   const fayeClient = new faye.Client(`${base}/bayeux`, { retry: 0.3, timeout: 10 });
   const gate = new DeliveryGate(pathName);
   fayeClient.addExtension(gate);
-  const client = createClient({ url: base, faye: fayeClient, writes, retry: 0.3, fetch, token });
-  const collection = client.collection(pathName);
+  const client = createClient({ url: base, faye: fayeClient, writes, retry: 0.3, fetch, token, ...clientOptions });
+  const collection = client.collection(pathName, collectionOptions);
   const log = [];
   for (const name of ['add', 'change', 'remove', 'reset', 'error']) {
     collection.on(name, (...args) => log.push({ name, record: args[0] }));

@@ -88,7 +88,12 @@ export function liveBackbone(Backbone, { client } = {}) {
           if (this._liveFetches > 0) return; // fetch() applies it, as Backbone's fetch does
           this.set(items, { ...remote, remove: true });
         }),
-        live.on('error', (error) => this.trigger('live:error', this, error)),
+        live.on('error', (error) => {
+          this.trigger('live:error', this, error);
+          // A refused subscribe is final for this core (Faye does not try it again): let it go, so
+          // the next fetch opens a new one and subscribes again.
+          if (error.operation === 'subscribe' && !live.loaded && this.live === live) this.closeLive();
+        }),
       ];
       if (live.loaded) this.set(live.toArray(), { ...remote, remove: true });
       return live;
@@ -105,13 +110,26 @@ export function liveBackbone(Backbone, { client } = {}) {
     sync(method, collection, options = {}) {
       if (method !== 'read') return Backbone.sync(method, collection, options);
       const live = this.openLive();
+      // While a fetch waits for the snapshot, the core's `reset` is left to it (Backbone's fetch
+      // applies the result); it settles either way, so later resets apply again.
       this._liveFetches++;
-      const promise = live.ready.then(() => live.toArray());
-      this.trigger('request', this, promise, options);
-      promise.then((items) => {
-        this._liveFetches--;
-        options.success?.(items);
+      const promise = new Promise((resolve, reject) => {
+        let offError = null;
+        const settle = (fn, value) => {
+          if (!offError) return;
+          offError();
+          offError = null;
+          this._liveFetches--;
+          fn(value);
+        };
+        offError = live.on('error', (error) => {
+          if (error.operation === 'subscribe' && !live.loaded) settle(reject, error);
+        });
+        live.ready.then(() => settle(resolve, live.toArray()));
       });
+      this.trigger('request', this, promise, options);
+      // As Backbone.sync does: options.error, which Backbone's fetch turns into the 'error' event.
+      promise.then((items) => options.success?.(items), (error) => options.error?.(error));
       return promise;
     },
 

@@ -15,10 +15,14 @@ import { LiveCollection } from './collection.js';
 export class TidingsClient extends Emitter {
   /** @type {Map<string, LiveCollection>} */
   #collections = new Map();
-  /** @type {WeakMap<object, {resolve: Function}>} data object of a socket write → its settlement */
+  /** @type {WeakMap<object, SocketWrite>} data object of a socket write → its settlement */
   #writesByData = new WeakMap();
-  /** @type {Map<string, {resolve: Function}>} Bayeux message id → settlement */
+  /** @type {Map<string, SocketWrite>} Bayeux message id → settlement */
   #writesById = new Map();
+  /** @type {Set<SocketWrite>} socket writes awaiting their reply */
+  #writes = new Set();
+  /** @type {WeakSet<object>} data objects of socket writes that timed out before Faye sent them */
+  #abandoned = new WeakSet();
   #ownsFaye = false;
   #unbind = [];
 
@@ -35,6 +39,13 @@ export class TidingsClient extends Emitter {
     this.writes = options.writes ?? 'rest';
     /** Seconds between retries of a write that got no answer (offline). */
     this.retry = options.retry ?? 1;
+    /** Default `maxHeld` of this client's collections (undefined: the collection's default, 1000). */
+    this.maxHeld = options.maxHeld;
+    /**
+     * Seconds a socket write waits for its reply. Then its promise rejects (status 408), the
+     * optimistic change is rolled back, and Faye stops sending it again.
+     */
+    this.writeTimeout = options.writeTimeout ?? 10;
     this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
     /**
      * A bearer token (string, or a function returning one) for clients that cannot use the sign-in
@@ -139,22 +150,51 @@ export class TidingsClient extends Emitter {
     });
   }
 
+  /** Socket writes awaiting their reply. */
+  get pendingSocketWrites() {
+    return this.#writes.size;
+  }
+
   /**
    * A write through the socket: publishes `{method, body, version?}` on `path` and resolves with the
-   * publish reply's `ext.tidings` (`{status, record?, seq?}`), or rejects with the reply's error.
+   * publish reply's `ext.tidings` (`{status, record?, seq?}`), or rejects with the reply's error —
+   * or, with no reply within `writeTimeout` seconds, with a TidingsError of status 408. (The server
+   * may still have applied it; if so, its event says so.)
    * @param {string} path
    * @param {{method: string, body: object, version?: number}} data
    * @param {{operation?: string, id?: string}} [details]
    */
   publishWrite(path, data, details = {}) {
     return new Promise((resolve, reject) => {
-      this.#writesByData.set(data, {
+      const seconds = this.writeTimeout;
+      /** @type {SocketWrite} */
+      const write = {
+        id: undefined,
+        timer: undefined,
         resolve: (reply) => {
+          if (!forget()) return;
           if (reply.successful) resolve(reply.ext?.tidings ?? {});
           else reject(fromBayeuxError(reply.error, details));
         },
-      });
-      this.faye.publish(path, data);
+      };
+      const forget = () => {
+        if (!this.#writes.delete(write)) return false; // settled already
+        clearTimeout(write.timer);
+        this.#writesByData.delete(data);
+        if (write.id !== undefined) this.#writesById.delete(write.id);
+        return true;
+      };
+      write.timer = setTimeout(() => {
+        if (!forget()) return;
+        // Not sent yet (Faye still connecting): it never will be, once reported as failed.
+        if (write.id === undefined) this.#abandoned.add(data);
+        const what = `${details.operation ?? data.method} ${path}${details.id ? ` (${details.id})` : ''}`;
+        reject(new TidingsError(`${what}: no reply to the socket write within ${seconds} s`, { status: 408, ...details }));
+      }, seconds * 1000);
+      this.#writes.add(write);
+      this.#writesByData.set(data, write);
+      // deadline: Faye stops re-sending it (on reconnect) once this write has given up.
+      this.faye.publish(path, data, { deadline: seconds });
     });
   }
 
@@ -163,6 +203,7 @@ export class TidingsClient extends Emitter {
   }
 
   #outgoing(message) {
+    if (message.data && this.#abandoned.has(message.data)) return null; // Faye drops a null message
     if (message.channel === '/meta/handshake') {
       const token = this.#currentToken();
       if (token) message.ext = { ...message.ext, token };
@@ -170,19 +211,19 @@ export class TidingsClient extends Emitter {
       const collection = this.#collections.get(message.subscription);
       if (collection) message.ext = { ...message.ext, ...collection.subscribeExt() };
     } else if (!message.channel.startsWith('/meta/') && message.data && this.#writesByData.has(message.data)) {
-      this.#writesById.set(message.id, this.#writesByData.get(message.data));
+      const write = this.#writesByData.get(message.data);
+      write.id = message.id;
+      this.#writesById.set(message.id, write);
     }
     return message;
   }
 
   #incoming(message) {
     if (message.successful !== undefined && message.id !== undefined && !message.channel.startsWith('/meta/')) {
-      const write = this.#writesById.get(message.id);
-      if (write) {
-        this.#writesById.delete(message.id);
-        write.resolve(message);
-      }
+      this.#writesById.get(message.id)?.resolve(message);
     }
     return message;
   }
 }
+
+/** @typedef {{id: string | undefined, timer: any, resolve: (reply: any) => void}} SocketWrite */

@@ -3,6 +3,8 @@ import { TidingsError } from './errors.js';
 import { uuid } from './uuid.js';
 
 const TOMBSTONES = 10_000;
+/** Default of `maxHeld`: events past a gap held while the gap is filled. */
+const MAX_HELD = 1000;
 
 /**
  * A live copy of one collection (`/api/todos`, `/api/flows/main/messages`).
@@ -59,6 +61,12 @@ export class LiveCollection extends Emitter {
     /** @type {'rest' | 'socket'} */
     this.writes = options.writes ?? client.writes;
     this.comparator = options.comparator ?? null;
+    /**
+     * How many events past a gap are held while the gap is fetched (`GET ?since`). One more and they
+     * are dropped and the collection reloads instead: catch-up that keeps failing must not make the
+     * held events grow without bound.
+     */
+    this.maxHeld = options.maxHeld ?? client.maxHeld ?? MAX_HELD;
     /** Resolves after the first snapshot is applied. */
     this.ready = new Promise((resolve) => { this.#readyResolve = resolve; });
     /** True once a snapshot has been applied at least once. */
@@ -75,9 +83,9 @@ export class LiveCollection extends Emitter {
     this.#subscription = this.client.faye.subscribe(this.path, (data) => this.#receive(data));
     this.#subscription.errback?.((error) => {
       const text = String(error?.message ?? error);
-      this.emit('error', new TidingsError(`subscribe ${this.path}: ${text}`, {
-        status: Number(/^(\d+)/.exec(text)?.[1] ?? 0), operation: 'subscribe',
-      }));
+      // Faye's error has the Bayeux code apart (`code`); its string form is `code:args:message`.
+      const status = Number.isInteger(error?.code) ? error.code : Number(/^(\d+)/.exec(String(error))?.[1] ?? 0);
+      this.emit('error', new TidingsError(`subscribe ${this.path}: ${text}`, { status, operation: 'subscribe' }));
     });
   }
 
@@ -284,17 +292,29 @@ export class LiveCollection extends Emitter {
     }
   }
 
-  /** Applies held events while they continue `seq`; asks for a catch-up when a gap remains. */
+  /**
+   * Applies held events while they continue `seq`; asks for a catch-up when a gap remains, or reloads
+   * when more than `maxHeld` events wait past it.
+   */
   #drain() {
-    if (this.seq === null) return;
-    for (;;) {
-      const next = this.#held.get(this.seq + 1);
-      if (!next) break;
-      this.#held.delete(next.seq);
-      this.#apply(next);
+    if (this.seq !== null) {
+      for (;;) {
+        const next = this.#held.get(this.seq + 1);
+        if (!next) break;
+        this.#held.delete(next.seq);
+        this.#apply(next);
+      }
+      for (const seq of this.#held.keys()) if (seq <= this.seq) this.#held.delete(seq);
     }
-    for (const seq of this.#held.keys()) if (seq <= this.seq) this.#held.delete(seq);
-    if (this.#held.size > 0) this.catchUp();
+    if (this.#held.size > this.maxHeld) {
+      // Too far behind (catch-up keeps failing, or a reload takes long): holding more would only
+      // grow. Drop them; a reload's snapshot covers them, and any still missing after it show up as
+      // a gap and are fetched again. While seq is null a reload is already under way (or retried).
+      this.#held.clear();
+      if (this.seq !== null) this.#invalidate(null);
+      return;
+    }
+    if (this.seq !== null && this.#held.size > 0) this.catchUp();
   }
 
   #apply(event) {

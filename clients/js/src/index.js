@@ -19,7 +19,8 @@ export { uuid } from './uuid.js';
 
 /**
  * A new client. Options: `url` (server origin; default the page's), `faye` (a Faye.Client, or the
- * Faye namespace; default the global `Faye`), `writes` ('rest' | 'socket'), `retry` (seconds).
+ * Faye namespace; default the global `Faye`), `writes` ('rest' | 'socket'), `retry` (seconds),
+ * `writeTimeout` (seconds a socket write waits for its reply), `maxHeld` (events held past a gap).
  * @param {import('../types/index.js').ClientOptions} [options]
  */
 export function createClient(options) {

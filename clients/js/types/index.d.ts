@@ -24,6 +24,13 @@ export interface ClientOptions {
   token?: string | (() => string | null | undefined) | null;
   /** The fetch implementation. Default: globalThis.fetch. */
   fetch?: typeof fetch;
+  /** Default `maxHeld` of this client's collections. Default: 1000. */
+  maxHeld?: number;
+  /**
+   * Seconds a socket write (`writes: 'socket'`) waits for its reply; then it rejects with a
+   * TidingsError of status 408 and its optimistic change is rolled back. Default: 10.
+   */
+  writeTimeout?: number;
 }
 
 export interface CollectionOptions<T extends TidingsRecord = TidingsRecord> {
@@ -31,6 +38,11 @@ export interface CollectionOptions<T extends TidingsRecord = TidingsRecord> {
   writes?: 'rest' | 'socket';
   /** Order of `toArray()`. Default: arrival order. */
   comparator?: ((a: T, b: T) => number) | null;
+  /**
+   * Events past a gap held while the gap is fetched (`GET ?since`); past this many they are dropped
+   * and the collection reloads instead. Default: the client's `maxHeld`, else 1000.
+   */
+  maxHeld?: number;
 }
 
 export class Emitter {
@@ -41,7 +53,7 @@ export class Emitter {
 }
 
 export class TidingsError extends Error {
-  /** HTTP status or Bayeux error code; 0 when there was no answer. */
+  /** HTTP status or Bayeux error code; 0 when there was no answer; 408 when a socket write got no reply in time. */
   status: number;
   /** Field name → messages. */
   errors: Record<string, string[]>;
@@ -57,6 +69,8 @@ export class LiveCollection<T extends TidingsRecord = TidingsRecord> extends Emi
   readonly path: string;
   writes: 'rest' | 'socket';
   comparator: ((a: T, b: T) => number) | null;
+  /** Events past a gap held before the collection gives up on catch-up and reloads. */
+  maxHeld: number;
   /** What the collection shows, by id. */
   items: Map<string, T>;
   /** Last change applied; null before the first snapshot and during a reload. */
@@ -93,6 +107,10 @@ export class TidingsClient extends Emitter {
   readonly url: string;
   writes: 'rest' | 'socket';
   retry: number;
+  maxHeld: number | undefined;
+  writeTimeout: number;
+  /** Socket writes awaiting their reply. */
+  readonly pendingSocketWrites: number;
   token: ClientOptions['token'];
   /** The Faye client underneath. */
   readonly faye: any;
