@@ -4,8 +4,11 @@ using Microsoft.AspNetCore.Http;
 
 namespace Tidings.Bayeux.Transports;
 
-/// <summary>Reads a request body into memory, but never more than a limit (Bayeux posts, REST records).</summary>
-internal static class BoundedBody
+/// <summary>
+/// Reads a request body into memory, but never more than a limit. Public so every HTTP surface built on Bayeux
+/// (its own posts, the collections' REST records) reads bodies the same bounded way.
+/// </summary>
+public static class BoundedBody
 {
     /// <summary>The whole body, or null when it is (or announces itself as) larger than <paramref name="limit"/> bytes.</summary>
     public static async Task<byte[]?> ReadAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
