@@ -173,7 +173,8 @@ public sealed class BayeuxSession : Subscriber
 
     /// <summary>
     /// Binds a WebSocket that carries this client's messages. Waiting deliveries move to it, unless the
-    /// ack extension keeps them for connect replies.
+    /// ack extension keeps them for connect replies: first those the socket it replaces has not sent, then
+    /// <c>_pending</c>, so the client sees them in publish order.
     /// </summary>
     internal void AttachSocket(WebSocketConnection socket)
     {
@@ -185,7 +186,20 @@ public sealed class BayeuxSession : Subscriber
                 return;
             }
 
+            var replaced = _socket;
             _socket = socket;
+
+            // The client has moved on (the old socket is often a dead connection nobody reads): its queue follows,
+            // or a client without the ack extension would never see it. With acks the old socket carried only
+            // connect replies, whose deliveries are still unacknowledged and go out with the next connect.
+            if (!AckEnabled && replaced is not null)
+            {
+                foreach (var delivery in replaced.TakeUnsentDeliveries())
+                {
+                    overflow |= !socket.TryEnqueue(delivery);
+                }
+            }
+
             if (!AckEnabled && _pending is { Count: > 0 })
             {
                 while (_pending.TryDequeue(out var delivery))
