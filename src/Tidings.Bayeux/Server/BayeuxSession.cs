@@ -108,6 +108,23 @@ public sealed class BayeuxSession : Subscriber
         }
     }
 
+    /// <summary>
+    /// The bytes held for the client that the network has not taken yet: deliveries waiting for a connect,
+    /// sent but unacknowledged ones (ack extension), and the attached socket's outbox with the batch it is
+    /// writing. Never more than about <see cref="BayeuxOptions.MaxQueuedBytes"/>: past that the session closes.
+    /// </summary>
+    public long QueuedBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                // With acks the socket carries only connect replies, whose deliveries are counted as unacknowledged.
+                return _queuedBytes + (_socket is { } socket && !AckEnabled ? socket.QueuedBytes : 0);
+            }
+        }
+    }
+
     internal long LastActivity => Volatile.Read(ref _lastActivity);
 
     internal bool HasHeldConnect => Volatile.Read(ref _held) is not null;

@@ -50,6 +50,18 @@ internal sealed class WebSocketConnection
         }
     }
 
+    /// <summary>The bytes queued for the client and not yet sent, the batch being written included.</summary>
+    public long QueuedBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _outboxBytes;
+            }
+        }
+    }
+
     /// <summary>Queues a delivery; false when the outbox is over <see cref="BayeuxOptions.MaxQueuedBytes"/>.</summary>
     public bool TryEnqueue(Delivery delivery) => TryEnqueue(new Outbound(delivery, null));
 
