@@ -26,8 +26,6 @@ internal sealed class SubscriptionIndex
     [ThreadStatic]
     private static int t_depth;
 
-    public int PatternCount => _sets.Count;
-
     public void Add(string pattern, Subscriber subscriber) => TryAdd(pattern, subscriber, int.MaxValue);
 
     /// <summary>Adds a subscriber; false (and nothing added) when the pattern would be a new inner-wildcard pattern

@@ -12,7 +12,7 @@ namespace Tidings.Bayeux.Transports;
 /// Deliveries keep their shared serialized bytes: a lone delivery is sent as its pre-built frame, no copy.
 /// Idle connections hold no buffer: the receive loop waits with a zero-byte read.
 /// </summary>
-internal sealed class WebSocketConnection
+internal sealed class WebSocketConnection : ISessionTransport
 {
     private const int InitialReceiveBuffer = 4096;
 
