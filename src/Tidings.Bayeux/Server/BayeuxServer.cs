@@ -20,7 +20,7 @@ public sealed partial class BayeuxServer : IDisposable
     private readonly ConcurrentDictionary<string, BayeuxServiceHandler> _services = new(StringComparer.Ordinal);
     private readonly IBayeuxExtension[] _extensions;
     private volatile IBayeuxChannelHandler[] _channelHandlers = [];
-    private readonly ConcurrentDictionary<Transports.WebSocketConnection, byte> _sockets = new();
+    private readonly ConcurrentDictionary<ISessionTransport, byte> _sockets = new();
     private volatile bool _stopping;
     private readonly ILogger _logger;
     private readonly ITimer _sweeper;
@@ -183,7 +183,7 @@ public sealed partial class BayeuxServer : IDisposable
         }
     }
 
-    internal void Track(Transports.WebSocketConnection socket, bool open)
+    internal void Track(ISessionTransport socket, bool open)
     {
         if (open)
         {

@@ -1,6 +1,5 @@
 using System.Security.Claims;
 using Tidings.Bayeux.Protocol;
-using Tidings.Bayeux.Transports;
 
 namespace Tidings.Bayeux.Server;
 
@@ -19,21 +18,21 @@ public enum SessionCloseReason
 /// that is never held across I/O; sockets are written by their own send loop.
 /// </summary>
 /// <remarks>
-/// Where a delivery goes: to the attached WebSocket's send queue at once, unless the client uses the
-/// ack extension (then every delivery travels in a connect reply, numbered by batch, and is re-sent until
-/// acknowledged); otherwise it waits in <c>_pending</c> and releases the held connect.
+/// Where a delivery goes, one path each: to the attached push transport (a WebSocket) at once; or, with
+/// long-polling, into <c>_pending</c> until a connect reply takes it; or, with the ack extension, into
+/// <c>_pending</c> too and from there into numbered batches (<see cref="AckBatches"/>) that every connect reply
+/// carries until acknowledged, whatever transport carries the reply.
 /// </remarks>
 public sealed class BayeuxSession : Subscriber
 {
     private readonly BayeuxServer _server;
     private readonly Lock _gate = new();
     private readonly HashSet<string> _subscriptions = new(StringComparer.Ordinal);
+    private readonly AckBatches? _acks;
     private Queue<Delivery>? _pending;
-    private List<(long Batch, Delivery Delivery)>? _unacked;
-    private long _queuedBytes;
-    private long _batch;
+    private long _pendingBytes;
     private HeldConnect? _held;
-    private WebSocketConnection? _socket;
+    private ISessionTransport? _socket;
     private long _lastActivity;
     private Dictionary<string, object?>? _items;
 
@@ -42,7 +41,7 @@ public sealed class BayeuxSession : Subscriber
         _server = server;
         Id = id;
         User = user;
-        AckEnabled = ackEnabled;
+        _acks = ackEnabled ? new AckBatches() : null;
         _lastActivity = now;
     }
 
@@ -53,7 +52,7 @@ public sealed class BayeuxSession : Subscriber
     public ClaimsPrincipal? User { get; }
 
     /// <summary>Whether the client negotiated the CometD ack extension at handshake.</summary>
-    public bool AckEnabled { get; }
+    public bool AckEnabled => _acks is not null;
 
     public bool IsClosed { get; private set; }
 
@@ -109,8 +108,9 @@ public sealed class BayeuxSession : Subscriber
     }
 
     /// <summary>
-    /// Bytes held for this client and not yet handed to the network: waiting deliveries, unacknowledged ones (ack
-    /// extension) and the attached WebSocket's outbox.
+    /// The bytes held for the client that the network has not taken yet: deliveries waiting for a connect,
+    /// sent but unacknowledged ones (ack extension), and the attached socket's outbox with the batch it is
+    /// writing. Never more than about <see cref="BayeuxOptions.MaxQueuedBytes"/>: past that the session closes.
     /// </summary>
     public long QueuedBytes
     {
@@ -118,7 +118,8 @@ public sealed class BayeuxSession : Subscriber
         {
             lock (_gate)
             {
-                return _queuedBytes + (_socket?.QueuedBytes ?? 0);
+                // With acks the socket carries only connect replies, whose deliveries are counted as unacknowledged.
+                return _pendingBytes + (_acks?.Bytes ?? 0) + (PushTransport?.QueuedBytes ?? 0);
             }
         }
     }
@@ -156,7 +157,7 @@ public sealed class BayeuxSession : Subscriber
 
     internal override void Deliver(Delivery delivery)
     {
-        var overflow = false;
+        bool accepted;
         lock (_gate)
         {
             if (IsClosed)
@@ -164,33 +165,58 @@ public sealed class BayeuxSession : Subscriber
                 return;
             }
 
-            if (_socket is not null && !AckEnabled)
-            {
-                overflow = !_socket.TryEnqueue(delivery);
-            }
-            else if (_queuedBytes + delivery.Size > _server.Options.MaxQueuedBytes)
-            {
-                overflow = true;
-            }
-            else
-            {
-                (_pending ??= new Queue<Delivery>()).Enqueue(delivery);
-                _queuedBytes += delivery.Size;
-                _held?.TryRelease(ConnectRelease.Delivery);
-            }
+            accepted = PushTransport is { } transport ? transport.TryEnqueue(delivery) : TryQueueForConnect(delivery);
         }
 
-        if (overflow)
+        if (!accepted)
         {
             _server.CloseSession(this, SessionCloseReason.QueueOverflow);
         }
     }
 
+    /// <summary>The transport deliveries are pushed to: the attached socket, unless every delivery travels in a connect reply (acks).</summary>
+    private ISessionTransport? PushTransport => AckEnabled ? null : _socket;
+
+    // Long-polling, and the ack extension's intake: deliveries wait for the next connect reply.
+
+    private bool TryQueueForConnect(Delivery delivery)
+    {
+        if (_pendingBytes + (_acks?.Bytes ?? 0) + delivery.Size > _server.Options.MaxQueuedBytes)
+        {
+            return false;
+        }
+
+        (_pending ??= new Queue<Delivery>()).Enqueue(delivery);
+        _pendingBytes += delivery.Size;
+        _held?.TryRelease(ConnectRelease.Delivery);
+        return true;
+    }
+
+    /// <summary>Puts <paramref name="older"/> ahead of what waits already (they were queued before it).</summary>
+    private void QueueAheadForConnect(List<Delivery> older)
+    {
+        var rest = _pending;
+        _pending = new Queue<Delivery>(older.Count + (rest?.Count ?? 0));
+        foreach (var delivery in older)
+        {
+            _pending.Enqueue(delivery);
+            _pendingBytes += delivery.Size;
+        }
+
+        while (rest is not null && rest.TryDequeue(out var delivery))
+        {
+            _pending.Enqueue(delivery);
+        }
+    }
+
+    // WebSocket: a push transport carries the client's messages while it is attached.
+
     /// <summary>
-    /// Binds a WebSocket that carries this client's messages. Waiting deliveries move to it, unless the
-    /// ack extension keeps them for connect replies.
+    /// Binds a WebSocket that carries this client's messages. Without the ack extension, waiting deliveries
+    /// move to it: first those the socket it replaces has not sent, then <c>_pending</c>, so the client sees
+    /// them in publish order.
     /// </summary>
-    internal void AttachSocket(WebSocketConnection socket)
+    internal void AttachSocket(ISessionTransport socket)
     {
         var overflow = false;
         lock (_gate)
@@ -200,16 +226,32 @@ public sealed class BayeuxSession : Subscriber
                 return;
             }
 
+            var replaced = _socket;
             _socket = socket;
-            if (!AckEnabled && _pending is { Count: > 0 })
+
+            // With acks the old socket carried only connect replies, whose deliveries are still unacknowledged
+            // and go out with the next connect; _pending waits for that connect too.
+            if (AckEnabled)
             {
-                while (_pending.TryDequeue(out var delivery))
+                return;
+            }
+
+            // The client has moved on (the old socket is often a dead connection nobody reads): its queue follows,
+            // or the client would never see it.
+            if (replaced is not null)
+            {
+                foreach (var delivery in replaced.TakeUnsentDeliveries())
                 {
                     overflow |= !socket.TryEnqueue(delivery);
                 }
-
-                _queuedBytes = 0;
             }
+
+            while (_pending is not null && _pending.TryDequeue(out var delivery))
+            {
+                overflow |= !socket.TryEnqueue(delivery);
+            }
+
+            _pendingBytes = 0;
         }
 
         if (overflow)
@@ -219,7 +261,7 @@ public sealed class BayeuxSession : Subscriber
     }
 
     /// <summary>The socket closed: deliveries it had not sent yet wait for the client's next connect.</summary>
-    internal void DetachSocket(WebSocketConnection socket)
+    internal void DetachSocket(ISessionTransport socket)
     {
         lock (_gate)
         {
@@ -234,45 +276,23 @@ public sealed class BayeuxSession : Subscriber
             _socket = null;
 
             // With the ack extension the socket only ever carried connect replies, whose deliveries are still in
-            // _unacked and go out again with the next connect: queueing them again would send each one twice.
-            if (unsent.Count == 0 || IsClosed || AckEnabled)
+            // the unacknowledged batches and go out again with the next connect: queueing them again would send
+            // each one twice.
+            if (unsent.Count > 0 && !IsClosed && !AckEnabled)
             {
-                return;
-            }
-
-            var rest = _pending;
-            _pending = new Queue<Delivery>(unsent.Count + (rest?.Count ?? 0));
-            foreach (var delivery in unsent)
-            {
-                _pending.Enqueue(delivery);
-                _queuedBytes += delivery.Size;
-            }
-
-            while (rest is not null && rest.TryDequeue(out var delivery))
-            {
-                _pending.Enqueue(delivery);
+                QueueAheadForConnect(unsent);
             }
         }
     }
+
+    // Connects: held until something waits, then answered with it (with acks, in numbered batches).
 
     /// <summary>With the ack extension: the client has every batch up to <paramref name="batch"/>; forget them.</summary>
     internal void Acknowledge(long batch)
     {
         lock (_gate)
         {
-            if (_unacked is null)
-            {
-                return;
-            }
-
-            var n = 0;
-            while (n < _unacked.Count && _unacked[n].Batch <= batch)
-            {
-                _queuedBytes -= _unacked[n].Delivery.Size;
-                n++;
-            }
-
-            _unacked.RemoveRange(0, n);
+            _acks?.Acknowledge(batch);
         }
     }
 
@@ -286,7 +306,7 @@ public sealed class BayeuxSession : Subscriber
         HeldConnect? older;
         lock (_gate)
         {
-            hasWaiting = _pending is { Count: > 0 } || _unacked is { Count: > 0 };
+            hasWaiting = _pending is { Count: > 0 } || _acks is { HasUnacknowledged: true };
             if (IsClosed)
             {
                 return false;
@@ -320,30 +340,11 @@ public sealed class BayeuxSession : Subscriber
         lock (_gate)
         {
             ackBatch = null;
-            if (AckEnabled)
+            if (_acks is not null)
             {
-                var batch = ++_batch;
+                var all = _acks.NextBatch(_pending, out var batch);
+                _pendingBytes = 0;
                 ackBatch = batch;
-                if (_pending is { Count: > 0 })
-                {
-                    _unacked ??= [];
-                    while (_pending.TryDequeue(out var delivery))
-                    {
-                        _unacked.Add((batch, delivery));
-                    }
-                }
-
-                if (_unacked is not { Count: > 0 })
-                {
-                    return [];
-                }
-
-                var all = new List<Delivery>(_unacked.Count);
-                foreach (var (_, delivery) in _unacked)
-                {
-                    all.Add(delivery);
-                }
-
                 return all;
             }
 
@@ -358,13 +359,13 @@ public sealed class BayeuxSession : Subscriber
                 taken.Add(delivery);
             }
 
-            _queuedBytes = 0;
+            _pendingBytes = 0;
             return taken;
         }
     }
 
     /// <summary>Marks the session closed and returns what must be cleaned up outside the lock.</summary>
-    internal (HeldConnect? Held, WebSocketConnection? Socket, string[] Subscriptions) Close(SessionCloseReason reason)
+    internal (HeldConnect? Held, ISessionTransport? Socket, string[] Subscriptions) Close(SessionCloseReason reason)
     {
         lock (_gate)
         {
@@ -375,8 +376,8 @@ public sealed class BayeuxSession : Subscriber
             var socket = _socket;
             _socket = null;
             _pending = null;
-            _unacked = null;
-            _queuedBytes = 0;
+            _pendingBytes = 0;
+            _acks?.Clear();
             string[] subscriptions = [.. _subscriptions];
             _subscriptions.Clear();
             return (held, socket, subscriptions);

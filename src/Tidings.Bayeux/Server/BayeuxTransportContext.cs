@@ -1,12 +1,11 @@
 using Microsoft.AspNetCore.Http;
-using Tidings.Bayeux.Transports;
 
 namespace Tidings.Bayeux.Server;
 
 /// <summary>Where a batch of messages came from: the HTTP request (or WebSocket upgrade) and its transport.</summary>
 public sealed class BayeuxTransportContext
 {
-    internal BayeuxTransportContext(HttpContext httpContext, string connectionType, WebSocketConnection? socket, CancellationToken aborted)
+    internal BayeuxTransportContext(HttpContext httpContext, string connectionType, ISessionTransport? socket, CancellationToken aborted)
     {
         HttpContext = httpContext;
         ConnectionType = connectionType;
@@ -20,7 +19,8 @@ public sealed class BayeuxTransportContext
     /// <summary><c>websocket</c>, <c>long-polling</c> or <c>callback-polling</c>.</summary>
     public string ConnectionType { get; }
 
-    internal WebSocketConnection? Socket { get; }
+    /// <summary>The push transport the messages came on (a WebSocket); null for long-polling.</summary>
+    internal ISessionTransport? Socket { get; }
 
     /// <summary>Signalled when the client goes away (request aborted, socket closed).</summary>
     public CancellationToken Aborted { get; }

@@ -22,7 +22,9 @@ internal sealed class SubscriptionIndex
     [ThreadStatic]
     private static List<SubscriberSet>? t_matched;
 
-    public int PatternCount => _sets.Count;
+    /// <summary>How many <see cref="Publish"/> calls are running on this thread (more than one when a callback publishes).</summary>
+    [ThreadStatic]
+    private static int t_depth;
 
     public void Add(string pattern, Subscriber subscriber) => TryAdd(pattern, subscriber, int.MaxValue);
 
@@ -86,12 +88,10 @@ internal sealed class SubscriptionIndex
         }
     }
 
-    /// <summary>The patterns that match <paramref name="channel"/> and have subscribers.</summary>
-    private List<SubscriberSet> Matching(string channel, out SubscriberSet? only)
+    /// <summary>Fills <paramref name="matched"/> with the sets whose pattern matches <paramref name="channel"/>.</summary>
+    /// <returns>The one matching set when exactly one matches, else null.</returns>
+    private SubscriberSet? Match(string channel, List<SubscriberSet> matched)
     {
-        only = null;
-        var matched = t_matched ??= [];
-        matched.Clear();
         foreach (var pattern in ChannelName.Expand(channel))
         {
             if (_sets.TryGetValue(pattern, out var set))
@@ -108,55 +108,62 @@ internal sealed class SubscriptionIndex
             }
         }
 
-        if (matched.Count == 1)
-        {
-            only = matched[0];
-        }
-
-        return matched;
+        return matched.Count == 1 ? matched[0] : null;
     }
 
     /// <summary>Hands <paramref name="delivery"/> to every subscriber whose pattern matches, once each.</summary>
     /// <returns>How many subscribers it reached.</returns>
     public int Publish(Delivery delivery)
     {
-        var matched = Matching(delivery.Channel, out var only);
-        if (only is not null)
-        {
-            var members = only.Snapshot();
-            foreach (var subscriber in members)
-            {
-                DeliverTo(subscriber, delivery);
-            }
-
-            return members.Length;
-        }
-
-        if (matched.Count == 0)
-        {
-            return 0;
-        }
-
-        // Several patterns match (say /a/b and /a/*): a subscriber of both still gets one copy.
-        var seen = t_seen ??= [];
+        // A server subscriber's callback runs inside this loop and may publish on the same thread. Only the
+        // outermost publish uses the thread's scratch collections; a nested one allocates its own, so it
+        // cannot clear them under the loop that is still iterating them.
+        var nested = t_depth > 0;
+        var matched = nested ? new List<SubscriberSet>() : (t_matched ??= []);
+        t_depth++;
         try
         {
-            foreach (var set in matched)
+            if (Match(delivery.Channel, matched) is { } only)
             {
-                foreach (var subscriber in set.Snapshot())
+                var members = only.Snapshot();
+                foreach (var subscriber in members)
                 {
-                    if (seen.Add(subscriber))
-                    {
-                        DeliverTo(subscriber, delivery);
-                    }
+                    DeliverTo(subscriber, delivery);
                 }
+
+                return members.Length;
             }
 
-            return seen.Count;
+            if (matched.Count == 0)
+            {
+                return 0;
+            }
+
+            // Several patterns match (say /a/b and /a/*): a subscriber of both still gets one copy.
+            var seen = nested ? new HashSet<Subscriber>() : (t_seen ??= []);
+            try
+            {
+                foreach (var set in matched)
+                {
+                    foreach (var subscriber in set.Snapshot())
+                    {
+                        if (seen.Add(subscriber))
+                        {
+                            DeliverTo(subscriber, delivery);
+                        }
+                    }
+                }
+
+                return seen.Count;
+            }
+            finally
+            {
+                seen.Clear();
+            }
         }
         finally
         {
-            seen.Clear();
+            t_depth--;
             matched.Clear();
         }
     }

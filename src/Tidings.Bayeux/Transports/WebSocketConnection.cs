@@ -12,7 +12,7 @@ namespace Tidings.Bayeux.Transports;
 /// Deliveries keep their shared serialized bytes: a lone delivery is sent as its pre-built frame, no copy.
 /// Idle connections hold no buffer: the receive loop waits with a zero-byte read.
 /// </summary>
-internal sealed class WebSocketConnection
+internal sealed class WebSocketConnection : ISessionTransport
 {
     private const int InitialReceiveBuffer = 4096;
 
@@ -22,6 +22,8 @@ internal sealed class WebSocketConnection
     private readonly CancellationTokenSource _aborted = new();
     private readonly Lock _gate = new();
     private readonly Queue<Outbound> _outbox = new();
+
+    // The outbox plus the batch the send loop is writing: bytes stay the client's until the network has them.
     private long _outboxBytes;
     private readonly WakeSignal _wake = new();
     private (WebSocketCloseStatus Status, string Reason)? _closeRequest;
@@ -48,13 +50,25 @@ internal sealed class WebSocketConnection
         }
     }
 
-    /// <summary>Bytes queued in the outbox, not yet taken by the send loop.</summary>
-    public long QueuedBytes => Interlocked.Read(ref _outboxBytes);
+    /// <summary>The bytes queued for the client and not yet sent, the batch being written included.</summary>
+    public long QueuedBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _outboxBytes;
+            }
+        }
+    }
 
     /// <summary>Queues a delivery; false when the outbox is over <see cref="BayeuxOptions.MaxQueuedBytes"/>.</summary>
     public bool TryEnqueue(Delivery delivery) => TryEnqueue(new Outbound(delivery, null));
 
-    /// <summary>Removes the deliveries not yet sent, for the session to keep until the client returns.</summary>
+    /// <summary>
+    /// Removes the deliveries not yet sent, for the session to keep until the client returns. A batch being
+    /// written stays with the send loop (it may still arrive); one whose write failed is back in the outbox.
+    /// </summary>
     public List<Delivery> TakeUnsentDeliveries()
     {
         lock (_gate)
@@ -66,10 +80,11 @@ internal sealed class WebSocketConnection
                 {
                     unsent.Add(delivery);
                 }
+
+                _outboxBytes -= item.Size;
             }
 
             _outbox.Clear();
-            _outboxBytes = 0;
             return unsent;
         }
     }
@@ -311,6 +326,7 @@ internal sealed class WebSocketConnection
                 await WaitForWorkAsync();
                 Outbound[] items;
                 int count;
+                long bytes = 0;
                 (WebSocketCloseStatus Status, string Reason)? close;
                 lock (_gate)
                 {
@@ -319,20 +335,23 @@ internal sealed class WebSocketConnection
                     for (var i = 0; i < count; i++)
                     {
                         items[i] = _outbox.Dequeue();
+                        bytes += items[i].Size;
                     }
 
-                    _outboxBytes = 0;
                     close = _closeRequest;
                 }
 
                 if (count > 0)
                 {
+                    var sent = false;
                     try
                     {
                         await SendBatchAsync(items, count, token);
+                        sent = true;
                     }
                     finally
                     {
+                        FinishBatch(items, count, bytes, sent);
                         Array.Clear(items, 0, count);
                         ArrayPool<Outbound>.Shared.Return(items);
                     }
@@ -358,6 +377,34 @@ internal sealed class WebSocketConnection
         catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
         {
             BayeuxLog.SocketClosed(_server.Logger, ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// A sent batch frees its room; a failed one goes back to the front of the outbox, still counted, for
+    /// <see cref="TakeUnsentDeliveries"/> to hand to the session when it lets go of this socket.
+    /// </summary>
+    private void FinishBatch(Outbound[] items, int count, long bytes, bool sent)
+    {
+        lock (_gate)
+        {
+            if (sent)
+            {
+                _outboxBytes -= bytes;
+                return;
+            }
+
+            var newer = _outbox.ToArray();
+            _outbox.Clear();
+            for (var i = 0; i < count; i++)
+            {
+                _outbox.Enqueue(items[i]);
+            }
+
+            foreach (var item in newer)
+            {
+                _outbox.Enqueue(item);
+            }
         }
     }
 

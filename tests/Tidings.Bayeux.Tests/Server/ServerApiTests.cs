@@ -102,6 +102,26 @@ public sealed class ServerApiTests
     }
 
     [Fact]
+    public async Task A_server_subscriber_that_publishes_from_its_callback_leaves_both_fan_outs_whole()
+    {
+        using var h = new BayeuxHarness();
+        // Two patterns match each channel, so both publishes take the de-duplicating path.
+        var both = await h.SubscriberAsync("/a/b", "/a/**");
+        var later = await h.SubscriberAsync("/a/**");
+        var relayed = await h.SubscriberAsync("/n/m", "/n/*");
+        var innerReached = new List<int>();
+        using var relay = h.Server.Subscribe("/a/*", d => innerReached.Add(h.Server.Publish("/n/m", d.Data)));
+
+        var outerReached = h.Server.Publish("/a/b", JsonSerializer.SerializeToElement(1));
+
+        Assert.Equal(3, outerReached);
+        Assert.Equal([1], innerReached);
+        Assert.Equal(["1"], (await h.PollAsync(both)).Data);
+        Assert.Equal(["1"], (await h.PollAsync(later)).Data);
+        Assert.Equal(["1"], (await h.PollAsync(relayed)).Data);
+    }
+
+    [Fact]
     public void Subscribing_server_code_to_an_invalid_pattern_throws()
     {
         using var h = new BayeuxHarness();

@@ -113,6 +113,9 @@ internal sealed class BayeuxHarness : IDisposable
         return clientId;
     }
 
+    /// <summary>Opens a WebSocket to the server, as an upgrade request does.</summary>
+    public SocketClient OpenSocket() => new(Server);
+
     public void Dispose() => Server.Dispose();
 }
 
