@@ -16,7 +16,7 @@ using Tidings.Writes;
 namespace Tidings.Http;
 
 /// <summary>
-/// The REST face of each collection, as DESIGN.md's wire contract gives it: list (with seq and epoch),
+/// The REST face of each collection, as the README's contract (docs/design.md) gives it: list (with seq and epoch),
 /// catch-up (<c>?since=&amp;epoch=</c>, or 410), get, create (idempotent on a client id), replace and patch
 /// (<c>If-Match</c>), delete. Errors are RFC 9457 problem+json with per-field messages.
 /// </summary>
