@@ -202,7 +202,9 @@ public abstract class StoreWriter : IDisposable
         _stopping = true;
         if (_thread.IsAlive)
         {
-            _thread.Join();
+            // Bounded: a socket write blocked on a server that stopped reading must not hold the load tool; the
+            // thread is a background thread and ends with the process.
+            _thread.Join(TimeSpan.FromSeconds(5));
         }
 
         Dispose(true);
