@@ -31,20 +31,26 @@ public sealed class Connection
     private readonly Metrics _metrics;
     private readonly Lock _sendGate = new();
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ReplyHandler? _onReply;
     private byte[] _buffer;
     private byte[] _sendBuffer = new byte[256];
     private string[] _subscriptions = [];
     private int _pendingSubscribes;
     private int _state; // 0 handshaking, 1 subscribing, 2 running
+    private volatile bool _disconnecting;
     private long _nextId;
 
-    private Connection(Socket socket, Protocol protocol, Metrics metrics, int bufferSize)
+    private Connection(Socket socket, Protocol protocol, Metrics metrics, int bufferSize, ReplyHandler? onReply)
     {
         _socket = socket;
         _protocol = protocol;
         _metrics = metrics;
         _buffer = new byte[bufferSize];
+        _onReply = onReply;
     }
+
+    /// <summary>Sees every frame a running session receives instead of the timestamp scan (writers: their publish replies).</summary>
+    public delegate void ReplyHandler(ReadOnlySpan<byte> payload);
 
     public string? ClientId { get; private set; }
 
@@ -54,11 +60,15 @@ public sealed class Connection
 
     public Task Ready => _ready.Task;
 
-    /// <summary>Opens the socket from <paramref name="local"/> and upgrades it; Bayeux sessions then handshake and subscribe.</summary>
-    public static async Task<Connection> OpenAsync(Target target, IPAddress local, string[] subscriptions, Metrics metrics, int bufferSize, CancellationToken token)
+    /// <summary>
+    /// Opens the socket from <paramref name="local"/> and upgrades it; Bayeux sessions then handshake (signed in with
+    /// <paramref name="userToken"/> in <c>ext.token</c> when given) and subscribe.
+    /// </summary>
+    public static async Task<Connection> OpenAsync(Target target, IPAddress local, string[] subscriptions, Metrics metrics, int bufferSize, CancellationToken token,
+        string? userToken = null, ReplyHandler? onReply = null)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        var connection = new Connection(socket, target.Protocol, metrics, bufferSize);
+        var connection = new Connection(socket, target.Protocol, metrics, bufferSize, onReply);
         try
         {
             socket.Bind(new IPEndPoint(local, 0));
@@ -76,7 +86,8 @@ public sealed class Connection
             }
             else
             {
-                connection.SendText("[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\",\"minimumVersion\":\"1.0\",\"supportedConnectionTypes\":[\"websocket\"],\"id\":\"h\"}]"u8);
+                var ext = userToken is null ? "" : ",\"ext\":{\"token\":" + JsonSerializer.Serialize(userToken) + "}";
+                connection.SendText(Encoding.UTF8.GetBytes("[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\",\"minimumVersion\":\"1.0\",\"supportedConnectionTypes\":[\"websocket\"],\"id\":\"h\"" + ext + "}]"));
             }
 
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(token);
@@ -133,6 +144,20 @@ public sealed class Connection
         }
         catch (ObjectDisposedException)
         {
+        }
+    }
+
+    /// <summary>
+    /// Ends the Bayeux session. Without it the server keeps a closed socket's session (and queues its deliveries) until
+    /// the connect timeout plus grace, so sessions closed mid-run would still cost fan-out work. Close the socket a
+    /// little later: closing at once resets the connection and may drop this frame unread.
+    /// </summary>
+    public void SendDisconnect()
+    {
+        if (_protocol == Protocol.Bayeux && ClientId is not null && !Closed)
+        {
+            _disconnecting = true;
+            SendText(Encoding.UTF8.GetBytes("[{\"channel\":\"/meta/disconnect\",\"clientId\":\"" + ClientId + "\",\"id\":\"d\"}]"));
         }
     }
 
@@ -332,7 +357,13 @@ public sealed class Connection
         var marker = metrics.Marker;
         var now = System.Diagnostics.Stopwatch.GetTimestamp();
         var rest = payload;
-        while (true)
+        if (_onReply is not null)
+        {
+            _onReply(payload);
+            rest = default;
+        }
+
+        while (!rest.IsEmpty)
         {
             var at = rest.IndexOf(marker);
             if (at < 0)
@@ -353,6 +384,12 @@ public sealed class Connection
             if (payload.IndexOf("\"/meta/connect\""u8) >= 0)
             {
                 metrics.ConnectReplied();
+                if (_disconnecting)
+                {
+                    // The held connect of a session we ended: its refusal is expected.
+                    return;
+                }
+
                 if (payload.IndexOf("\"successful\":false"u8) >= 0 || payload.IndexOf("\"reconnect\":\"handshake\""u8) >= 0)
                 {
                     metrics.Error("connect refused: " + Encoding.UTF8.GetString(payload[..Math.Min(payload.Length, 300)]));
@@ -361,7 +398,7 @@ public sealed class Connection
 
                 SendConnect();
             }
-            else if (payload.IndexOf("\"successful\":false"u8) >= 0)
+            else if (_onReply is null && payload.IndexOf("\"successful\":false"u8) >= 0)
             {
                 metrics.Error(Encoding.UTF8.GetString(payload[..Math.Min(payload.Length, 300)]));
             }

@@ -5,11 +5,11 @@ using Tidings.Bench;
 
 // Tidings benchmark load tool. bench/run.sh drives it; by hand:
 //   LoadTool fanout   --target tidings --protocol bayeux --endpoint 127.0.0.1:5080 --path /bayeux --pid PID --out results.jsonl
-//   LoadTool channels | idle | e2e  (same options; see Scenarios.cs for the per-scenario ones)
+//   LoadTool channels | idle | e2e | store  (same options; see Scenarios.cs and Scenarios.Store.cs for the per-scenario ones)
 //   LoadTool report results.jsonl
 if (args.Length == 0)
 {
-    Console.Error.WriteLine("usage: LoadTool fanout|channels|idle|e2e --target NAME --protocol bayeux|raw --endpoint IP:PORT --path /bayeux --pid PID [--out FILE] | report FILE");
+    Console.Error.WriteLine("usage: LoadTool fanout|channels|idle|e2e|store --target NAME --protocol bayeux|raw --endpoint IP:PORT --path /bayeux --pid PID [--out FILE] | report FILE");
     return 2;
 }
 
@@ -45,6 +45,7 @@ try
         "channels" => await scenarios.ChannelsAsync(cancel.Token),
         "idle" => await scenarios.IdleAsync(cancel.Token),
         "e2e" => await scenarios.EndToEndAsync(cancel.Token),
+        "store" => await scenarios.StoreAsync(cancel.Token),
         _ => throw new ArgumentException($"unknown scenario '{args[0]}'"),
     };
 }

@@ -35,12 +35,17 @@ public static class Report
         };
 
         var text = new StringBuilder();
-        text.AppendLine("| metric | Tidings | Faye (Node) | raw WS ceiling | Tidings/Faye | Tidings/ceiling |");
-        text.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: |");
-        foreach (var (metric, value, _, scenario) in rows)
+        // A store-only run (SCENARIOS=store) has nothing for the comparison tables: print only its own.
+        var comparison = results.Any(r => (string?)r["scenario"] != "store");
+        if (comparison)
         {
-            var values = Targets.Select(t => Find(t, scenario) is { } r ? value(r) : null).ToArray();
-            text.Append(CultureInfo.InvariantCulture, $"| {metric} | {Format(values[0])} | {Format(values[1])} | {Format(values[2])} | {Ratio(values[0], values[1])} | {Ratio(values[0], values[2])} |\n");
+            text.AppendLine("| metric | Tidings | Faye (Node) | raw WS ceiling | Tidings/Faye | Tidings/ceiling |");
+            text.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: |");
+            foreach (var (metric, value, _, scenario) in rows)
+            {
+                var values = Targets.Select(t => Find(t, scenario) is { } r ? value(r) : null).ToArray();
+                text.Append(CultureInfo.InvariantCulture, $"| {metric} | {Format(values[0])} | {Format(values[1])} | {Format(values[2])} | {Ratio(values[0], values[1])} | {Ratio(values[0], values[2])} |\n");
+            }
         }
 
         if (Find("tidings", "e2e") is { } e2e)
@@ -57,12 +62,17 @@ public static class Report
             text.AppendLine(CultureInfo.InvariantCulture, $"| server CPU % | {e2e["serverCpuPercent"]} |");
         }
 
-        text.AppendLine();
-        text.AppendLine("Steps (each: 1 s warm-up, 3 s measured; delivered = messages received by all subscribers per second):");
-        text.AppendLine();
-        text.AppendLine("| target | scenario | publish rate | asked deliveries/s | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU % | tool CPU % | server RSS MB | closed | saturated |");
-        text.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
-        foreach (var result in results.Where(r => r["steps"] is JsonArray))
+        text.Append(StoreReport.Render(results));
+        if (comparison)
+        {
+            text.AppendLine();
+            text.AppendLine("Steps (each: 1 s warm-up, 3 s measured; delivered = messages received by all subscribers per second):");
+            text.AppendLine();
+            text.AppendLine("| target | scenario | publish rate | asked deliveries/s | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU % | tool CPU % | server RSS MB | closed | saturated |");
+            text.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+        }
+
+        foreach (var result in results.Where(r => r["steps"] is JsonArray && (string?)r["scenario"] != "store"))
         {
             foreach (var step in result["steps"]!.AsArray().Select(s => s!.AsObject()))
             {

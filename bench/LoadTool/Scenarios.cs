@@ -7,7 +7,7 @@ using System.Text.Json.Nodes;
 namespace Tidings.Bench;
 
 /// <summary>The benchmark scenarios. Each is bounded in connections, steps and seconds, and returns one JSON result.</summary>
-public sealed class Scenarios(Target target, Options options)
+public sealed partial class Scenarios(Target target, Options options)
 {
     private static readonly byte[] TimestampMarker = "\"t\":"u8.ToArray();
     private static readonly byte[] TitleMarker = "\"title\":\""u8.ToArray();
@@ -283,7 +283,8 @@ public sealed class Scenarios(Target target, Options options)
     }
 
     /// <summary>Opens sessions with bounded concurrency, spread over the source addresses; returns them and the rate they opened at.</summary>
-    private async Task<(Connection[] Connections, double PerSecond)> OpenAsync(Metrics metrics, int count, Func<int, string[]> subscriptions, CancellationToken token, bool tolerateFailures = false)
+    private async Task<(Connection[] Connections, double PerSecond)> OpenAsync(Metrics metrics, int count, Func<int, string[]> subscriptions, CancellationToken token, bool tolerateFailures = false,
+        Func<int, string?>? userTokens = null, Connection.ReplyHandler? onReply = null)
     {
         var sources = options.Sources;
         var opened = new Connection?[count];
@@ -300,7 +301,8 @@ public sealed class Scenarios(Target target, Options options)
                     return;
                 }
 
-                opened[i] = await Connection.OpenAsync(target, sources[i % sources.Length], subscriptions(i), metrics, options.Count("buffer", 8192), token);
+                opened[i] = await Connection.OpenAsync(target, sources[i % sources.Length], subscriptions(i), metrics, options.Count("buffer", 8192), token,
+                    userTokens?.Invoke(i), onReply);
             }
             catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or OperationCanceledException or TimeoutException)
             {
