@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test suite — the .NET tests and the Node interop suite that drives the real `faye` and
-# `cometd` clients against a running Tidings server — and ends with one "N passed, N failed" line.
-# Installs what it needs on a fresh Debian machine (Node.js and npm packages).
+# Runs every test suite — the .NET tests (SQLite, and PostgreSQL clusters the tests start themselves), the Node
+# interop suite that drives the real `faye` and `cometd` clients against a running Tidings server, and the browser
+# suite — and ends with one "N passed, N failed" line.
+# Installs what it needs on a fresh Debian machine (Node.js, npm packages, chromium, postgresql, nginx).
 set -uo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -13,6 +14,9 @@ need_apt=()
 command -v dotnet >/dev/null || { echo "The .NET 10 SDK is required (dotnet not found)." >&2; exit 2; }
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# PostgreSQL's server binaries (the tests run initdb/pg_ctl themselves on loopback ports) and nginx (the cluster tests).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "Installing ${need_apt[*]} ..."
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -28,6 +28,22 @@ public static class TidingsEndpointRouteBuilderExtensions
         if (endpoints is IApplicationBuilder app)
         {
             app.UseRateLimiter();
+
+            // A store that cannot be reached is a 503 the client may retry, not a 500.
+            app.Use(async (context, next) =>
+            {
+                try
+                {
+                    await next(context);
+                }
+                catch (StoreUnavailableException) when (!context.Response.HasStarted)
+                {
+                    context.Response.Clear();
+                    context.Response.Headers.RetryAfter = "2";
+                    await Problems.Write(context, StatusCodes.Status503ServiceUnavailable, "Store unavailable",
+                        "The database cannot be reached right now; nothing was changed. Try again shortly.");
+                }
+            });
         }
         else
         {

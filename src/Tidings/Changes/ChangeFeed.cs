@@ -34,6 +34,20 @@ public sealed partial class ChangeFeed(BayeuxServer bayeux, CollectionRegistry r
     public long? PublishedSeq(string path) =>
         _channels.TryGetValue(path, out var channel) && Volatile.Read(ref channel.Published) is var seq && seq != ChannelState.Unknown ? seq : null;
 
+    /// <summary>How many subscriptions are joining <paramref name="path"/> right now (reading, or waiting for the feed).</summary>
+    internal int JoiningCount(string path)
+    {
+        if (!_channels.TryGetValue(path, out var channel))
+        {
+            return 0;
+        }
+
+        lock (channel.Gate)
+        {
+            return channel.Joiners?.Count ?? 0;
+        }
+    }
+
     /// <summary>
     /// Publishes one committed change, unless it was published already; fills a gap before it from the log.
     /// Called by the publisher loop only (<see cref="ChangePublisher"/>), one change at a time.

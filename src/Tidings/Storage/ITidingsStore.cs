@@ -113,3 +113,9 @@ public readonly record struct ChannelPosition(long Seq, long OldestSeq)
 {
     public bool CanReplayFrom(long since) => since >= OldestSeq - 1 && since <= Seq;
 }
+
+/// <summary>
+/// The store cannot be reached right now (its database is down or the network to it is): nothing was written.
+/// REST answers 503, a socket write <c>503::</c>; the caller may try again later.
+/// </summary>
+public sealed class StoreUnavailableException(string message, Exception? innerException = null) : Exception(message, innerException);

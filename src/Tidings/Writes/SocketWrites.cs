@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Tidings.Bayeux.Protocol;
 using Tidings.Bayeux.Server;
 using Tidings.Collections;
+using Tidings.Storage;
 
 namespace Tidings.Writes;
 
@@ -37,8 +38,10 @@ internal sealed class SocketWrites(CollectionRegistry registry, CollectionWriter
         string? Id() => CollectionWriter.NormalizeId(body["id"] is JsonValue idValue && idValue.TryGetValue<string>(out var s) ? s : null);
 
         WriteOutcome outcome;
-        switch (method)
+        try
         {
+            switch (method)
+            {
             case "POST":
                 outcome = await writer.CreateAsync(target, body, context, cancellationToken);
                 break;
@@ -55,6 +58,12 @@ internal sealed class SocketWrites(CollectionRegistry registry, CollectionWriter
             default:
                 call.Fail(BayeuxError.Format(400, "method", "method must be POST, PUT, PATCH or DELETE"));
                 return;
+            }
+        }
+        catch (StoreUnavailableException)
+        {
+            call.Fail(BayeuxError.Format(503, string.Empty, "the store cannot be reached right now; nothing was changed"));
+            return;
         }
 
         var result = new JsonObject { ["status"] = outcome.Status.ToString() };

@@ -118,8 +118,10 @@ public sealed class FeedContractTests : IAsyncLifetime
         var bayeux = _app.Services.GetRequiredService<BayeuxServer>();
         Assert.True(bayeux.TryGetSession(clientId, out var session));
         await Eventually.UntilAsync(() => session.QueuedBytes > 0, "the snapshot to be queued");
+        Assert.Equal(1, Feed.JoiningCount(Todos));
         await giveUp.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => subscribing);
+        await Eventually.UntilAsync(() => Feed.JoiningCount(Todos) == 0, "the server to see the request end");
 
         _source.Release();
         await PublishedAsync(Todos, 2);

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Tidings.Postgres;
 using Tidings.Sqlite;
 
 namespace Tidings.Tests.Support;
@@ -63,8 +64,9 @@ internal sealed class TidingsApp : IAsyncDisposable
     public IServiceProvider Services => App.Services;
 
     /// <summary>Starts a server; <paramref name="settings"/> are configuration keys such as <c>Tidings:MaxBodyBytes</c>.</summary>
+    /// <param name="postgres">A PostgreSQL connection string to store in instead of the app's own SQLite file.</param>
     public static async Task<TidingsApp> StartAsync(IDictionary<string, string?>? settings = null, Action<TidingsBuilder>? declare = null,
-        Action<WebApplication>? map = null)
+        Action<WebApplication>? map = null, string? postgres = null)
     {
         var folder = new TempDirectory();
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = folder.Path });
@@ -85,7 +87,9 @@ internal sealed class TidingsApp : IAsyncDisposable
             builder.Configuration.AddInMemoryCollection(settings);
         }
 
-        var tidings = builder.Services.AddTidings().UseSqlite(folder.File("tidings.db"));
+        var tidings = postgres is null
+            ? builder.Services.AddTidings().UseSqlite(folder.File("tidings.db"))
+            : builder.Services.AddTidings().UsePostgres(postgres);
         if (declare is not null)
         {
             declare(tidings);

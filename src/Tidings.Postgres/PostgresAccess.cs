@@ -1,0 +1,114 @@
+using Npgsql;
+using NpgsqlTypes;
+using Tidings.Storage;
+
+namespace Tidings.Postgres;
+
+/// <summary>Reads and writes inside one transaction of the store (blocking calls: the store bounds how many run at once).</summary>
+internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransaction transaction, string epoch, int retainedChanges,
+    TimeProvider time) : IStoreWriter
+{
+    public string Epoch => epoch;
+
+    public StoredRecord? Get(string path, string id)
+    {
+        using var command = Command("SELECT id, version, json FROM tidings_records WHERE path = $1 AND id = $2;", path, id);
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? new StoredRecord(reader.GetString(0), reader.GetInt64(1), reader.GetString(2)) : null;
+    }
+
+    public IReadOnlyList<StoredRecord> List(string path, int limit)
+    {
+        using var command = Command("SELECT id, version, json FROM tidings_records WHERE path = $1 ORDER BY pos LIMIT $2;", path, limit);
+        using var reader = command.ExecuteReader();
+        var records = new List<StoredRecord>();
+        while (reader.Read())
+        {
+            records.Add(new StoredRecord(reader.GetString(0), reader.GetInt64(1), reader.GetString(2)));
+        }
+
+        return records;
+    }
+
+    public ChannelPosition GetPosition(string path)
+    {
+        using var command = Command("""
+            SELECT (SELECT seq FROM tidings_channels WHERE path = $1), (SELECT min(seq) FROM tidings_changes WHERE path = $1);
+            """, path);
+        using var reader = command.ExecuteReader();
+        reader.Read();
+        var seq = reader.IsDBNull(0) ? 0 : reader.GetInt64(0);
+        var oldest = reader.IsDBNull(1) ? seq + 1 : reader.GetInt64(1);
+        return new ChannelPosition(seq, oldest);
+    }
+
+    public IReadOnlyList<ChangeEntry> ChangesSince(string path, long since, long upTo, int max)
+    {
+        using var command = Command("""
+            SELECT seq, method, body, at, previous FROM tidings_changes
+            WHERE path = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4;
+            """, path, since, upTo, max);
+        using var reader = command.ExecuteReader();
+        var changes = new List<ChangeEntry>();
+        while (reader.Read())
+        {
+            changes.Add(ReadChange(reader, path, 0));
+        }
+
+        return changes;
+    }
+
+    public void Put(string path, StoredRecord record)
+    {
+        using var command = Command("""
+            INSERT INTO tidings_records (path, id, version, json) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (path, id) DO UPDATE SET version = excluded.version, json = excluded.json;
+            """, path, record.Id, record.Version, record.Json);
+        command.ExecuteNonQuery();
+    }
+
+    public bool Delete(string path, string id)
+    {
+        using var command = Command("DELETE FROM tidings_records WHERE path = $1 AND id = $2;", path, id);
+        return command.ExecuteNonQuery() > 0;
+    }
+
+    public ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null)
+    {
+        // The channel's row stays locked until this transaction ends: the next writer of the channel waits, so seqs
+        // are contiguous and in commit order across every node. A rolled-back write gives its seq back.
+        using var bump = Command("""
+            INSERT INTO tidings_channels (path, seq) VALUES ($1, 1)
+            ON CONFLICT (path) DO UPDATE SET seq = tidings_channels.seq + 1 RETURNING seq;
+            """, path);
+        var seq = (long)bump.ExecuteScalar()!;
+        var at = time.GetUtcNow();
+        using var insert = Command("""
+            INSERT INTO tidings_changes (path, seq, method, body, at, previous) VALUES ($1, $2, $3, $4, $5, $6);
+            """, path, seq, method, bodyJson, at.ToUnixTimeMilliseconds(), (object?)previousJson ?? DBNull.Value);
+        insert.ExecuteNonQuery();
+        if (seq > retainedChanges)
+        {
+            using var trim = Command("DELETE FROM tidings_changes WHERE path = $1 AND seq <= $2;", path, seq - retainedChanges);
+            trim.ExecuteNonQuery();
+        }
+
+        return new ChangeEntry(path, seq, method, bodyJson, at, previousJson);
+    }
+
+    /// <summary>A change row read as <c>seq, method, body, at, previous</c> starting at column <paramref name="first"/>.</summary>
+    internal static ChangeEntry ReadChange(NpgsqlDataReader reader, string path, int first) =>
+        new(path, reader.GetInt64(first), reader.GetString(first + 1), reader.GetString(first + 2),
+            DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(first + 3)), reader.IsDBNull(first + 4) ? null : reader.GetString(first + 4));
+
+    private NpgsqlCommand Command(string sql, params object[] parameters)
+    {
+        var command = new NpgsqlCommand(sql, connection, transaction);
+        foreach (var value in parameters)
+        {
+            command.Parameters.Add(value is DBNull ? new NpgsqlParameter { Value = value, NpgsqlDbType = NpgsqlDbType.Text } : new NpgsqlParameter { Value = value });
+        }
+
+        return command;
+    }
+}

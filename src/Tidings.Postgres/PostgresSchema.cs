@@ -1,0 +1,122 @@
+using Npgsql;
+
+namespace Tidings.Postgres;
+
+/// <summary>
+/// The database layout, versioned. Every node migrates at start-up under one advisory lock, so nodes that start
+/// together apply each step once.
+/// </summary>
+internal static class PostgresSchema
+{
+    /// <summary>Taken for the length of the migrating transaction; any bigint unique to Tidings.</summary>
+    private const long MigrationLock = 0x7469_6469_6e67_7301;
+
+    /// <summary>Each step runs once, in order; never edit a step that has shipped, add one.</summary>
+    private static readonly string[] Steps =
+    [
+        """
+        CREATE TABLE tidings_meta (key text PRIMARY KEY, value text NOT NULL);
+        CREATE TABLE tidings_records (
+            pos     bigserial NOT NULL,          -- creation order for listings
+            path    text NOT NULL,
+            id      text NOT NULL,
+            version bigint NOT NULL,
+            json    text NOT NULL,
+            PRIMARY KEY (path, id)
+        );
+        CREATE INDEX tidings_records_path ON tidings_records (path, pos);
+        -- One row per channel: its last seq. Taking the next one locks the row until commit, so a channel's seqs
+        -- are contiguous and in commit order whichever node wrote them.
+        CREATE TABLE tidings_channels (path text PRIMARY KEY, seq bigint NOT NULL);
+        CREATE TABLE tidings_changes (
+            path     text NOT NULL,
+            seq      bigint NOT NULL,
+            method   text NOT NULL,
+            body     text NOT NULL,
+            at       bigint NOT NULL,                              -- unix milliseconds
+            previous text,                                         -- the record before an update
+            xid      xid8 NOT NULL DEFAULT pg_current_xact_id(),   -- the writing transaction: how nodes tail the log
+            PRIMARY KEY (path, seq)
+        );
+        CREATE INDEX tidings_changes_xid ON tidings_changes (xid);
+        CREATE INDEX tidings_changes_at ON tidings_changes (at);
+        INSERT INTO tidings_meta (key, value) VALUES ('epoch', replace(gen_random_uuid()::text, '-', ''));
+        """,
+        // Writes from outside: another program inserts, replaces or deletes a record in SQL, sequenced, logged and
+        // published like a REST write. The database is trusted: no schema check, no access rule.
+        """
+        CREATE FUNCTION tidings_write(p_path text, p_method text, p_id text, p_fields jsonb DEFAULT '{}'::jsonb)
+        RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE
+            v_now     timestamptz := clock_timestamp();
+            v_current tidings_records%ROWTYPE;
+            v_json    jsonb;
+            v_seq     bigint;
+        BEGIN
+            IF p_method NOT IN ('POST', 'PUT', 'DELETE') THEN
+                RAISE EXCEPTION 'tidings_write: method must be POST, PUT or DELETE, not %', p_method USING ERRCODE = '22023';
+            END IF;
+            SELECT * INTO v_current FROM tidings_records WHERE path = p_path AND id = p_id FOR UPDATE;
+            IF p_method = 'POST' AND FOUND THEN
+                RAISE EXCEPTION 'tidings_write: % already has a record %', p_path, p_id USING ERRCODE = '23505';
+            ELSIF p_method <> 'POST' AND NOT FOUND THEN
+                RAISE EXCEPTION 'tidings_write: % has no record %', p_path, p_id USING ERRCODE = 'P0002';
+            END IF;
+            INSERT INTO tidings_channels (path, seq) VALUES (p_path, 1)
+                ON CONFLICT (path) DO UPDATE SET seq = tidings_channels.seq + 1 RETURNING seq INTO v_seq;
+            IF p_method = 'DELETE' THEN
+                DELETE FROM tidings_records WHERE path = p_path AND id = p_id;
+                INSERT INTO tidings_changes (path, seq, method, body, at)
+                    VALUES (p_path, v_seq, 'DELETE', v_current.json, (extract(epoch FROM v_now) * 1000)::bigint);
+                RETURN v_seq;
+            END IF;
+            v_json := (p_fields - 'id' - 'version' - 'createdAt' - 'updatedAt')
+                || jsonb_build_object('id', p_id,
+                       'version', CASE WHEN p_method = 'POST' THEN 1 ELSE v_current.version + 1 END,
+                       'createdAt', CASE WHEN p_method = 'POST' THEN to_jsonb(v_now) ELSE (v_current.json::jsonb -> 'createdAt') END,
+                       'updatedAt', to_jsonb(v_now));
+            INSERT INTO tidings_records (path, id, version, json) VALUES (p_path, p_id, (v_json ->> 'version')::bigint, v_json::text)
+                ON CONFLICT (path, id) DO UPDATE SET version = excluded.version, json = excluded.json;
+            INSERT INTO tidings_changes (path, seq, method, body, at, previous)
+                VALUES (p_path, v_seq, p_method, v_json::text, (extract(epoch FROM v_now) * 1000)::bigint,
+                        CASE WHEN p_method = 'PUT' THEN v_current.json END);
+            RETURN v_seq;
+        END $$;
+        """,
+    ];
+
+    /// <summary>Creates or upgrades the schema; returns the log's epoch.</summary>
+    public static async Task<string> MigrateAsync(NpgsqlDataSource source, CancellationToken cancellationToken)
+    {
+        await using var connection = await source.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await Execute(connection, transaction, $"SELECT pg_advisory_xact_lock({MigrationLock});", cancellationToken);
+        await Execute(connection, transaction, "CREATE TABLE IF NOT EXISTS tidings_schema (version int NOT NULL);", cancellationToken);
+        await using (var read = new NpgsqlCommand("SELECT max(version) FROM tidings_schema;", connection, transaction))
+        {
+            var current = await read.ExecuteScalarAsync(cancellationToken) is int v ? v : 0;
+            if (current > Steps.Length)
+            {
+                throw new InvalidOperationException(
+                    $"The database's Tidings schema is at version {current}, newer than this build knows ({Steps.Length}). Upgrade Tidings.");
+            }
+
+            for (var step = current; step < Steps.Length; step++)
+            {
+                await Execute(connection, transaction, Steps[step], cancellationToken);
+                await Execute(connection, transaction, $"INSERT INTO tidings_schema (version) VALUES ({step + 1});", cancellationToken);
+            }
+        }
+
+        await using var epoch = new NpgsqlCommand("SELECT value FROM tidings_meta WHERE key = 'epoch';", connection, transaction);
+        var result = (string)(await epoch.ExecuteScalarAsync(cancellationToken))!;
+        await transaction.CommitAsync(cancellationToken);
+        return result;
+    }
+
+    private static async Task Execute(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}

@@ -1,0 +1,160 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using Tidings.Storage;
+
+namespace Tidings.Postgres;
+
+/// <summary>
+/// Collections in PostgreSQL, for several Tidings nodes on one database. A write is one transaction on a pooled
+/// connection (its channel's counter row locked until commit); reads run on a repeatable-read snapshot; every
+/// node learns every node's commits by tailing the log (<see cref="PostgresChangeSource"/>).
+/// </summary>
+public sealed partial class PostgresStore : ITidingsStore
+{
+    private readonly PostgresChangeSource _changes;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _writers;
+    private NpgsqlDataSource? _dataSource;
+    private string _epoch = string.Empty;
+    private long _lastAgeTrim;
+
+    public PostgresStore(PostgresStoreOptions options, TimeProvider time, ILogger<PostgresStore>? logger = null)
+    {
+        Options = options;
+        _time = time;
+        _logger = logger ?? NullLogger<PostgresStore>.Instance;
+        _writers = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentWrites));
+        _changes = new PostgresChangeSource(this, time);
+    }
+
+    internal PostgresStoreOptions Options { get; }
+
+    internal NpgsqlDataSource DataSource => _dataSource ?? throw new InvalidOperationException("The PostgreSQL store is not initialized.");
+
+    public IChangeSource Changes => _changes;
+
+    public async Task InitializeAsync(CancellationToken cancellationToken)
+    {
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new NpgsqlConnectionStringBuilder(Options.ConnectionString);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new InvalidOperationException($"The PostgreSQL connection string is not valid: {ex.Message}", ex);
+        }
+
+        if (!Options.ConnectionString.Contains("timeout", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.Timeout = 3; // unreachable database: answer 503 within seconds, not hang requests
+        }
+
+        _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
+        try
+        {
+            _epoch = await PostgresSchema.MigrateAsync(_dataSource, cancellationToken);
+            await _changes.StartAsync(_dataSource, cancellationToken);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            throw new InvalidOperationException(
+                $"Could not open the PostgreSQL database ({builder.Host}:{builder.Port}/{builder.Database}): {ex.Message}", ex);
+        }
+    }
+
+    public async Task<T> WriteAsync<T>(Func<IStoreWriter, T> work, CancellationToken cancellationToken)
+    {
+        await _writers.WaitAsync(cancellationToken);
+        try
+        {
+            // A deadlock or serialization failure rolled everything back: running the work again is safe.
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    var result = await RunWriteAsync(work, cancellationToken);
+                    _changes.Ring();
+                    return result;
+                }
+                catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected && attempt < 3)
+                {
+                    PostgresStoreLog.WriteRetried(_logger, ex.SqlState, attempt);
+                }
+            }
+        }
+        catch (Exception ex) when (Unavailable(ex, cancellationToken))
+        {
+            throw new StoreUnavailableException("The PostgreSQL database cannot be reached.", ex);
+        }
+        finally
+        {
+            _writers.Release();
+        }
+    }
+
+    private async Task<T> RunWriteAsync<T>(Func<IStoreWriter, T> work, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var result = work(new PostgresAccess(connection, transaction, _epoch, Options.RetainedChanges, _time));
+        await TrimByAgeAsync(connection, transaction, cancellationToken);
+        await transaction.CommitAsync(CancellationToken.None); // once committing, see it through
+        return result;
+    }
+
+    public async Task<T> ReadAsync<T>(Func<IStoreReader, T> work, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
+            await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+            var result = work(new PostgresAccess(connection, transaction, _epoch, Options.RetainedChanges, _time));
+            await transaction.CommitAsync(cancellationToken);
+            return result;
+        }
+        catch (Exception ex) when (Unavailable(ex, cancellationToken))
+        {
+            throw new StoreUnavailableException("The PostgreSQL database cannot be reached.", ex);
+        }
+    }
+
+    private async Task TrimByAgeAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        // Age-based trimming runs at most once a minute per node; count-based trimming happens on append.
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var last = Interlocked.Read(ref _lastAgeTrim);
+        if (now - last < 60_000 || Interlocked.CompareExchange(ref _lastAgeTrim, now, last) != last)
+        {
+            return;
+        }
+
+        await using var command = new NpgsqlCommand("DELETE FROM tidings_changes WHERE at < $1;", connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter { Value = now - (long)Options.RetainedAge.TotalMilliseconds });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>The database could not be reached or the connection broke: not the caller's fault, and not a bug.</summary>
+    /// <remarks>An error the server reported (<see cref="PostgresException"/>) is neither: it stays what it is.</remarks>
+    private static bool Unavailable(Exception ex, CancellationToken cancellationToken) =>
+        !cancellationToken.IsCancellationRequested && ex is NpgsqlException and not PostgresException;
+
+    public async ValueTask DisposeAsync()
+    {
+        _changes.Close();
+        if (_dataSource is not null)
+        {
+            await _dataSource.DisposeAsync();
+        }
+
+        _writers.Dispose();
+    }
+}
+
+internal static partial class PostgresStoreLog
+{
+    [LoggerMessage(1, LogLevel.Warning, "A write failed with {SqlState} (attempt {Attempt}) and is run again.")]
+    public static partial void WriteRetried(ILogger logger, string sqlState, int attempt);
+}

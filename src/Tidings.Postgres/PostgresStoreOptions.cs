@@ -1,0 +1,26 @@
+namespace Tidings.Postgres;
+
+public sealed class PostgresStoreOptions
+{
+    public const int DefaultRetainedChanges = 10_000;
+    public static readonly TimeSpan DefaultRetainedAge = TimeSpan.FromDays(7);
+    public static readonly TimeSpan DefaultPollInterval = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>An Npgsql connection string. Without its own <c>Timeout</c>, connecting gives up after 3 s (then 503).</summary>
+    public required string ConnectionString { get; set; }
+
+    /// <summary>Change-log entries kept per channel; older ones are trimmed and catch-up from before them gives 410.</summary>
+    public int RetainedChanges { get; set; } = DefaultRetainedChanges;
+
+    /// <summary>How long change-log entries are kept, whatever their count.</summary>
+    public TimeSpan RetainedAge { get; set; } = DefaultRetainedAge;
+
+    /// <summary>
+    /// How often an idle node looks for changes committed by the other nodes (its own commits wake it at once).
+    /// Under load it looks again as soon as a look found something.
+    /// </summary>
+    public TimeSpan PollInterval { get; set; } = DefaultPollInterval;
+
+    /// <summary>Writes one node runs at once (each holds a pooled connection and a thread while it runs).</summary>
+    public int MaxConcurrentWrites { get; set; } = 32;
+}
