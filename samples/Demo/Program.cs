@@ -5,10 +5,13 @@ using Tidings;
 using Tidings.Access;
 using Tidings.Identity;
 using Tidings.Bayeux.Server;
+using Tidings.Postgres;
 using Tidings.Sqlite;
 
 // The Tidings demo server. `dotnet run --project samples/Demo` serves http://127.0.0.1:5080;
 // `--urls` picks other addresses and `--data DIR` another data directory (default ./data).
+// `--postgres "<Npgsql connection string>"` stores in PostgreSQL instead of ./data/tidings.db, so several demo
+// nodes can serve one app (name each with `--Bayeux:NodeId=a` and give them the same `--data` for the sign-in key).
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
     Args = args,
@@ -34,8 +37,17 @@ const string TaskSchema = """
     }
     """;
 
-builder.Services.AddTidings()
-    .UseSqlite(Path.Combine(dataDirectory, "tidings.db"))
+var tidings = builder.Services.AddTidings();
+if (builder.Configuration["postgres"] is { Length: > 0 } postgres)
+{
+    tidings.UsePostgres(postgres);
+}
+else
+{
+    tidings.UseSqlite(Path.Combine(dataDirectory, "tidings.db"));
+}
+
+tidings
     .AddIdentity(identity => identity.SigningKey ??= DemoSigningKey(dataDirectory))
     .AddCollection("/api/todos", todos => todos
         .Public()

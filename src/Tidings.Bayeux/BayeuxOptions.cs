@@ -78,6 +78,16 @@ public sealed class BayeuxOptions
     /// <summary>Whether clients may enable the CometD acknowledgement extension (<c>ext.ack</c>).</summary>
     public bool EnableAckExtension { get; set; } = true;
 
+    /// <summary>
+    /// This node's name when several nodes serve one app behind a load balancer. A handshake then sets the cookie
+    /// <see cref="NodeCookie"/> to it, so the balancer can send the session's later requests (long-polling sends each
+    /// one separately) to the node that holds the session. Null (one node): no cookie.
+    /// </summary>
+    public string? NodeId { get; set; }
+
+    /// <summary>The name of the node-affinity cookie a handshake sets when <see cref="NodeId"/> is set.</summary>
+    public string NodeCookie { get; set; } = "tidings_node";
+
     internal bool IsOriginAllowed(string? origin) =>
         AllowedOrigins.Count == 0 || (origin is not null && AllowedOrigins.Contains(origin, StringComparer.OrdinalIgnoreCase));
 }

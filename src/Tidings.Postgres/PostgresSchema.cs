@@ -83,6 +83,18 @@ internal static class PostgresSchema
             RETURN v_seq;
         END $$;
         """,
+        // Plain Bayeux publishes on their way between nodes: kept a minute, tailed like the change log.
+        """
+        CREATE TABLE tidings_messages (
+            xid     xid8 NOT NULL DEFAULT pg_current_xact_id(),
+            node    text NOT NULL,
+            channel text NOT NULL,
+            data    text NOT NULL,
+            at      bigint NOT NULL DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+        );
+        CREATE INDEX tidings_messages_xid ON tidings_messages (xid);
+        CREATE INDEX tidings_messages_at ON tidings_messages (at);
+        """,
     ];
 
     /// <summary>Creates or upgrades the schema; returns the log's epoch.</summary>

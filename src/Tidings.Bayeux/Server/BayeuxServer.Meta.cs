@@ -197,6 +197,13 @@ public sealed partial class BayeuxServer
 
         reply.ClientId = session.Id;
         reply.Advice = RetryAdvice();
+        if (Options.NodeId is { } node && !transport.HttpContext.Response.HasStarted)
+        {
+            // Node affinity for the load balancer: this session lives here.
+            transport.HttpContext.Response.Cookies.Append(Options.NodeCookie, node,
+                new Microsoft.AspNetCore.Http.CookieOptions { HttpOnly = true, SameSite = Microsoft.AspNetCore.Http.SameSiteMode.Lax, Path = "/" });
+        }
+
         if (ack)
         {
             reply.GetOrCreateExt()["ack"] = true;
@@ -436,7 +443,9 @@ public sealed partial class BayeuxServer
             return reply;
         }
 
-        PublishCounted(Delivery.Create(channel, data));
+        var delivery = Delivery.Create(channel, data);
+        PublishCounted(delivery);
+        _broker?.Forward(delivery); // subscribers on the other nodes
         return reply;
     }
 

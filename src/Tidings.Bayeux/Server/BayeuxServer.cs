@@ -20,6 +20,7 @@ public sealed partial class BayeuxServer : IDisposable
     private readonly ConcurrentDictionary<string, BayeuxServiceHandler> _services = new(StringComparer.Ordinal);
     private readonly IBayeuxExtension[] _extensions;
     private volatile IBayeuxChannelHandler[] _channelHandlers = [];
+    private volatile IBayeuxBroker? _broker;
     private readonly ConcurrentDictionary<ISessionTransport, byte> _sockets = new();
     private volatile bool _stopping;
     private readonly ILogger _logger;
@@ -45,7 +46,13 @@ public sealed partial class BayeuxServer : IDisposable
 
     public bool TryGetSession(string clientId, out BayeuxSession session) => _sessions.TryGetValue(clientId, out session!);
 
-    /// <summary>Publishes <paramref name="data"/> on <paramref name="channel"/> from server code.</summary>
+    /// <summary>
+    /// Carries client publishes to the other nodes of a cluster through <paramref name="broker"/>; what it brings
+    /// back from them is published here with <see cref="Publish(Delivery)"/>. One broker per server.
+    /// </summary>
+    public void UseBroker(IBayeuxBroker broker) => _broker = broker;
+
+    /// <summary>Publishes <paramref name="data"/> on <paramref name="channel"/> from server code, to this node's subscribers.</summary>
     /// <returns>How many subscribers it reached.</returns>
     public int Publish(string channel, JsonElement data)
     {

@@ -31,9 +31,10 @@ public sealed class PostgresNodesTests : IAsyncLifetime
         }
     }
 
-    private async Task<TidingsApp> NodeAsync(string? database = null)
+    private async Task<TidingsApp> NodeAsync(string? database = null, string? name = null)
     {
-        var node = await TidingsApp.StartAsync(postgres: database ?? _database);
+        var node = await TidingsApp.StartAsync(name is null ? null : new Dictionary<string, string?> { ["Bayeux:NodeId"] = name },
+            postgres: database ?? _database);
         _nodes.Add(node);
         return node;
     }
@@ -153,6 +154,55 @@ public sealed class PostgresNodesTests : IAsyncLifetime
         var after = await node.CreateAsync(Todos, """{"title":"after"}""");
         Assert.Equal(4L, (await client.NextAsync()).Seq);
         Assert.NotNull(after);
+    }
+
+    [Fact]
+    public async Task A_plain_publish_on_one_node_reaches_the_subscribers_of_every_node_once()
+    {
+        var (a, b, c) = (await NodeAsync(), await NodeAsync(), await NodeAsync());
+        var clients = new List<BayeuxClient>();
+        foreach (var node in new[] { a, b, c })
+        {
+            var client = new BayeuxClient(node.Http);
+            await client.HandshakeAsync();
+            BayeuxClient.Succeeded(await client.SubscribeAsync("/chat/lobby"));
+            clients.Add(client);
+        }
+
+        for (var i = 0; i < 5; i++)
+        {
+            BayeuxClient.Succeeded(await clients[0].PublishAsync("/chat/lobby", new JsonObject { ["n"] = i }));
+        }
+
+        foreach (var client in clients)
+        {
+            var received = await client.NextAsync(5);
+            Assert.Equal([0, 1, 2, 3, 4], received.Select(r => r.Data["n"]!.GetValue<int>()));
+            await client.AssertNothingWaitingAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_named_node_sets_its_affinity_cookie_on_handshake_and_a_client_it_does_not_know_is_told_to_handshake()
+    {
+        var a = await NodeAsync(name: "node-a");
+        var b = await NodeAsync(name: "node-b");
+        var handshake = new JsonArray(new JsonObject
+        {
+            ["channel"] = "/meta/handshake", ["version"] = "1.0", ["supportedConnectionTypes"] = new JsonArray("long-polling"),
+        });
+        using var response = await a.Http.PostAsync("/bayeux", Json(handshake));
+        Assert.Contains(response.Headers.GetValues("Set-Cookie"), c => c.StartsWith("tidings_node=node-a;", StringComparison.Ordinal));
+        var clientId = JsonNode.Parse(await response.Content.ReadAsStringAsync())![0]!["clientId"]!.GetValue<string>();
+
+        // The affinity was lost: the request reached the other node, which answers as Faye does.
+        var lost = new BayeuxClient(b.Http);
+        var reply = await lost.RequestAsync(new JsonObject
+        {
+            ["channel"] = "/meta/connect", ["clientId"] = clientId, ["connectionType"] = "long-polling",
+        });
+        BayeuxClient.FailedWith(401, reply);
+        Assert.Equal("handshake", reply["advice"]!["reconnect"]!.GetValue<string>());
     }
 
     [Fact]
