@@ -9,11 +9,14 @@ namespace Tidings.Tests.Authorization;
 /// Users × collections × operations × transports: every cell is allowed or refused exactly as the rules
 /// declare, with the status that says why, and a refused write changes nothing.
 /// </summary>
-public sealed class AccessMatrixTests : IAsyncLifetime
+public class AccessMatrixTests : IAsyncLifetime
 {
     private TidingsApp _app = null!;
 
-    public async Task InitializeAsync() => _app = await SecuredApp.StartAsync();
+    public async Task InitializeAsync() => _app = await SecuredApp.StartAsync(postgres: await PostgresAsync());
+
+    /// <summary>A PostgreSQL database to run on instead of SQLite (the same matrix, another store).</summary>
+    protected virtual Task<string?> PostgresAsync() => Task.FromResult<string?>(null);
 
     public async Task DisposeAsync() => await _app.DisposeAsync();
 
@@ -126,4 +129,10 @@ public sealed class AccessMatrixTests : IAsyncLifetime
             Assert.Equal(before, await StateAsync(path));
         }
     }
+}
+
+/// <summary>The authorization matrix on the PostgreSQL store.</summary>
+public sealed class PostgresAccessMatrixTests : AccessMatrixTests
+{
+    protected override async Task<string?> PostgresAsync() => await PostgresServer.Instance.CreateDatabaseAsync();
 }

@@ -7,19 +7,22 @@ using static Tidings.Tests.Support.TidingsApp;
 namespace Tidings.Tests.Http;
 
 /// <summary>Invariant 6: bad input gets a clear problem+json answer and changes nothing.</summary>
-public sealed class BadInputTests : IAsyncLifetime
+public class BadInputTests : IAsyncLifetime
 {
     private TidingsApp _app = null!;
     private JsonObject _existing = null!;
 
     public async Task InitializeAsync()
     {
-        _app = await TidingsApp.StartAsync(new Dictionary<string, string?> { ["Tidings:MaxBodyBytes"] = "512" });
+        _app = await TidingsApp.StartAsync(new Dictionary<string, string?> { ["Tidings:MaxBodyBytes"] = "512" }, postgres: await PostgresAsync());
         _existing = await _app.CreateAsync(Todos, """{"title":"keep me","order":1}""");
         await _app.CreateAsync(MainMessages, """{"content":"keep me too"}""");
     }
 
     public async Task DisposeAsync() => await _app.DisposeAsync();
+
+    /// <summary>A PostgreSQL database to run on instead of SQLite (the same refusals, another store).</summary>
+    protected virtual Task<string?> PostgresAsync() => Task.FromResult<string?>(null);
 
     private string ExistingPath => $"{Todos}/{_existing["id"]}";
 
@@ -220,4 +223,10 @@ public sealed class BadInputTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         Assert.Single((await _app.ListAsync(atLimit)).Items);
     }
+}
+
+/// <summary>Invariant 6 on the PostgreSQL store.</summary>
+public sealed class PostgresBadInputTests : BadInputTests
+{
+    protected override async Task<string?> PostgresAsync() => await PostgresServer.Instance.CreateDatabaseAsync();
 }

@@ -6,11 +6,14 @@ using static Tidings.Tests.Support.TidingsApp;
 namespace Tidings.Tests.Http;
 
 /// <summary>The REST wire contract (DESIGN.md) on a real Kestrel server.</summary>
-public sealed class CollectionRestTests : IAsyncLifetime
+public class CollectionRestTests : IAsyncLifetime
 {
     private TidingsApp _app = null!;
 
-    public async Task InitializeAsync() => _app = await TidingsApp.StartAsync();
+    public async Task InitializeAsync() => _app = await TidingsApp.StartAsync(postgres: await PostgresAsync());
+
+    /// <summary>A PostgreSQL database to run on instead of SQLite (the same wire contract, another store).</summary>
+    protected virtual Task<string?> PostgresAsync() => Task.FromResult<string?>(null);
 
     public async Task DisposeAsync() => await _app.DisposeAsync();
 
@@ -339,4 +342,10 @@ public sealed class CollectionRetentionTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, oldestReachable.StatusCode);
         Assert.Equal([4L, 5L, 6L], (await ReadJsonAsync(oldestReachable))["changes"]!.AsArray().Select(c => c!["seq"]!.GetValue<long>()));
     }
+}
+
+/// <summary>The REST wire contract on the PostgreSQL store.</summary>
+public sealed class PostgresCollectionRestTests : CollectionRestTests
+{
+    protected override async Task<string?> PostgresAsync() => await PostgresServer.Instance.CreateDatabaseAsync();
 }

@@ -22,8 +22,8 @@ internal static class SecuredApp
     public const string AdaNotes = "/api/users/ada/notes";
     public const string Board = "/api/boards/b1/cards";
 
-    public static Task<TidingsApp> StartAsync(IDictionary<string, string?>? settings = null) =>
-        TidingsApp.StartAsync(settings, Declare, MapSignIn);
+    public static Task<TidingsApp> StartAsync(IDictionary<string, string?>? settings = null, string? postgres = null) =>
+        TidingsApp.StartAsync(settings, Declare, MapSignIn, postgres);
 
     public static void Declare(TidingsBuilder tidings) => tidings
         .AddIdentity()
