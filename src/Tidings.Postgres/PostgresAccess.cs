@@ -10,6 +10,8 @@ internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransact
 {
     public string Epoch => epoch;
 
+    public IJobIndex Jobs => new PostgresJobIndex(this);
+
     public StoredRecord? Get(string path, string id)
     {
         using var command = Command("SELECT id, version, json FROM tidings_records WHERE path = $1 AND id = $2;", path, id);
@@ -101,7 +103,7 @@ internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransact
         new(path, reader.GetInt64(first), reader.GetString(first + 1), reader.GetString(first + 2),
             DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(first + 3)), reader.IsDBNull(first + 4) ? null : reader.GetString(first + 4));
 
-    private NpgsqlCommand Command(string sql, params object[] parameters)
+    internal NpgsqlCommand Command(string sql, params object[] parameters)
     {
         var command = new NpgsqlCommand(sql, connection, transaction);
         foreach (var value in parameters)

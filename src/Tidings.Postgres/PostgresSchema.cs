@@ -95,6 +95,26 @@ internal static class PostgresSchema
         CREATE INDEX tidings_messages_xid ON tidings_messages (xid);
         CREATE INDEX tidings_messages_at ON tidings_messages (at);
         """,
+        // The job index beside each job's record; claims lock rows FOR UPDATE SKIP LOCKED, so nodes never take one twice.
+        """
+        CREATE TABLE tidings_jobs (
+            queue       text NOT NULL,
+            id          text NOT NULL,
+            state       text NOT NULL,
+            priority    int NOT NULL,
+            run_at      bigint NOT NULL,
+            key         text,
+            lease       text,
+            lease_until bigint NOT NULL,
+            finished_at bigint NOT NULL,
+            PRIMARY KEY (queue, id)
+        );
+        CREATE INDEX tidings_jobs_due ON tidings_jobs (queue, priority DESC, run_at) WHERE state = 'queued';
+        CREATE INDEX tidings_jobs_lease ON tidings_jobs (lease_until) WHERE state = 'running';
+        CREATE INDEX tidings_jobs_finished ON tidings_jobs (finished_at) WHERE finished_at > 0;
+        CREATE UNIQUE INDEX tidings_jobs_key ON tidings_jobs (queue, key) WHERE key IS NOT NULL AND state IN ('queued', 'running');
+        CREATE TABLE tidings_job_schedules (name text PRIMARY KEY, due bigint NOT NULL);
+        """,
     ];
 
     /// <summary>Creates or upgrades the schema; returns the log's epoch.</summary>

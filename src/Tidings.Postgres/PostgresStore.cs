@@ -70,7 +70,7 @@ public sealed partial class PostgresStore : ITidingsStore
         await _writers.WaitAsync(cancellationToken);
         try
         {
-            // A deadlock or serialization failure rolled everything back: running the work again is safe.
+            // A deadlock, serialization failure or unique violation rolled everything back: running the work again is safe.
             for (var attempt = 1; ; attempt++)
             {
                 try
@@ -79,7 +79,10 @@ public sealed partial class PostgresStore : ITidingsStore
                     _changes.Ring();
                     return result;
                 }
-                catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected && attempt < 3)
+                // A unique violation means another node inserted the same record or job key first: run again, and
+                // the work finds it (an idempotent create, a job key that is already queued).
+                catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
+                    or PostgresErrorCodes.UniqueViolation && attempt < 3)
                 {
                     PostgresStoreLog.WriteRetried(_logger, ex.SqlState, attempt);
                 }

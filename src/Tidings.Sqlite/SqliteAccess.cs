@@ -13,6 +13,8 @@ public sealed partial class SqliteStore
 
         public string Epoch => store._epoch;
 
+        public IJobIndex Jobs => new SqliteJobIndex(this);
+
         public StoredRecord? Get(string path, string id)
         {
             using var command = Command("SELECT id, version, json FROM records WHERE path = $path AND id = $id;");
@@ -126,6 +128,17 @@ public sealed partial class SqliteStore
             var entry = new ChangeEntry(path, seq, method, bodyJson, at, previousJson);
             Appended.Add(entry);
             return entry;
+        }
+
+        internal SqliteCommand Command(string sql, params (string Name, object? Value)[] parameters)
+        {
+            var command = Command(sql);
+            foreach (var (name, value) in parameters)
+            {
+                command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+            }
+
+            return command;
         }
 
         private SqliteCommand Command(string sql)

@@ -37,6 +37,23 @@ internal static class SqliteSchema
             PRIMARY KEY (path, seq)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS changes_at ON changes (at);
+        CREATE TABLE IF NOT EXISTS jobs (
+            queue       TEXT NOT NULL,
+            id          TEXT NOT NULL,
+            state       TEXT NOT NULL,
+            priority    INTEGER NOT NULL,
+            run_at      INTEGER NOT NULL,   -- unix milliseconds
+            key         TEXT,
+            lease       TEXT,
+            lease_until INTEGER NOT NULL,
+            finished_at INTEGER NOT NULL,
+            PRIMARY KEY (queue, id)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS jobs_due ON jobs (queue, state, priority DESC, run_at);
+        CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (state, lease_until);
+        CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at > 0;
+        CREATE INDEX IF NOT EXISTS jobs_key ON jobs (queue, key) WHERE key IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS job_schedules (name TEXT PRIMARY KEY, due INTEGER NOT NULL) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS records_path ON records (path, pos);
         """;
 

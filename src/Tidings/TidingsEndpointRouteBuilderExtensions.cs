@@ -57,6 +57,11 @@ public static class TidingsEndpointRouteBuilderExtensions
             CollectionEndpoints.Map(endpoints, collection);
         }
 
+        if (services.GetRequiredService<Jobs.QueueRegistry>().Queues.Count > 0)
+        {
+            Jobs.JobEndpoints.Map(endpoints);
+        }
+
         var options = services.GetRequiredService<TidingsOptions>();
         endpoints.MapGet(options.SchemaPath, () => Results.Json(SchemaExport.Describe(registry)));
         return endpoints.MapBayeux(options.BayeuxPath);

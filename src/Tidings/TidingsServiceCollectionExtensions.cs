@@ -13,6 +13,7 @@ using Tidings.Changes;
 using Tidings.Collections;
 using Tidings.Http;
 using Tidings.Identity;
+using Tidings.Jobs;
 using Tidings.Storage;
 using Tidings.Writes;
 
@@ -36,12 +37,16 @@ public static class TidingsServiceCollectionExtensions
         // One registry per app: a second call must add to it, not declare collections nobody would ever serve.
         if (services.FirstOrDefault(d => d.ServiceType == typeof(CollectionRegistry))?.ImplementationInstance is CollectionRegistry existing)
         {
-            return new TidingsBuilder(services, existing, bayeux);
+            var existingQueues = (QueueRegistry)services.First(d => d.ServiceType == typeof(QueueRegistry)).ImplementationInstance!;
+            return new TidingsBuilder(services, existing, existingQueues, bayeux);
         }
 
         services.AddOptions<TidingsOptions>().BindConfiguration(TidingsOptions.SectionName);
         var registry = new CollectionRegistry();
         services.AddSingleton(registry);
+        var queues = new QueueRegistry();
+        services.AddSingleton(queues);
+        services.TryAddSingleton<JobService>();
         services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<TidingsOptions>>().Value);
         services.TryAddSingleton(sp => new CollectionWriter(sp.GetRequiredService<ITidingsStore>(), sp.GetRequiredService<TimeProvider>()));
 
@@ -54,10 +59,11 @@ public static class TidingsServiceCollectionExtensions
         services.TryAddSingleton<CollectionChannels>();
         services.TryAddSingleton<OriginPolicy>();
         services.AddHostedService<TidingsStartup>();
+        services.AddHostedService<JobRunner>(); // after the store is open
         bayeux.AddExtension<BayeuxHandshakeLimitExtension>();
         bayeux.AddExtension<BayeuxRateLimitExtension>();
         AddRestRateLimit(services);
-        return new TidingsBuilder(services, registry, bayeux);
+        return new TidingsBuilder(services, registry, queues, bayeux);
     }
 
     /// <summary>The name of the REST rate-limit policy every collection endpoint requires.</summary>
@@ -92,11 +98,13 @@ public static class TidingsServiceCollectionExtensions
 public sealed class TidingsBuilder
 {
     private readonly CollectionRegistry _registry;
+    private readonly QueueRegistry _queues;
 
-    internal TidingsBuilder(IServiceCollection services, CollectionRegistry registry, BayeuxBuilder bayeux)
+    internal TidingsBuilder(IServiceCollection services, CollectionRegistry registry, QueueRegistry queues, BayeuxBuilder bayeux)
     {
         Services = services;
         _registry = registry;
+        _queues = queues;
         Bayeux = bayeux;
     }
 
@@ -135,6 +143,26 @@ public sealed class TidingsBuilder
             })
             .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(TidingsIdentityOptions.BearerScheme, null);
         Bayeux.AddExtension<BayeuxIdentityExtension>();
+        return this;
+    }
+
+    /// <summary>
+    /// Declares a durable job queue. Its jobs are live records at <c>/api/queues/{name}/jobs</c> (every state change an
+    /// event); REST enqueues, cancels, re-drives and lets external workers claim and finish them; an in-process worker
+    /// (<c>.Worker&lt;TWorker, TPayload&gt;()</c>) runs them here.
+    /// </summary>
+    public TidingsBuilder AddQueue(string name, Action<QueueBuilder> configure)
+    {
+        var builder = new QueueBuilder(name);
+        configure(builder);
+        var queue = builder.Build();
+        _queues.Add(queue);
+        _registry.Add(QueueBuilder.JobsCollection(queue));
+        if (queue.WorkerType is { } worker)
+        {
+            Services.TryAddScoped(worker);
+        }
+
         return this;
     }
 

@@ -43,6 +43,10 @@ public sealed class CollectionDefinition
     /// <summary>Who may list, read, create, update and delete; evaluated on every path (REST, socket, events).</summary>
     public CollectionAccess Access { get; }
 
+    /// <summary>The queue whose jobs this collection holds; null for an ordinary collection. Its records are written
+    /// only through the job API, never by REST or socket writes.</summary>
+    public Jobs.QueueDefinition? Queue { get; internal set; }
+
     /// <summary>True when every subscriber may see every event, so deliveries need no per-recipient filter.</summary>
     public bool IsReadableByAnyone => ReferenceEquals(Access.List, AccessRule.Anyone) && ReferenceEquals(Access.Read, AccessRule.Anyone);
 }

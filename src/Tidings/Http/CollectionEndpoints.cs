@@ -32,8 +32,13 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         var template = collection.Route.Template;
         var group = endpoints.MapGroup(template).RequireRateLimiting(TidingsServiceCollectionExtensions.RateLimitPolicy);
         group.MapGet("/", handler.ListAsync);
-        group.MapPost("/", handler.CreateAsync);
         group.MapGet("/{id}", handler.GetAsync);
+        if (collection.Queue is not null)
+        {
+            return; // a queue's jobs are written through the job API (Jobs/JobEndpoints)
+        }
+
+        group.MapPost("/", handler.CreateAsync);
         group.MapPut("/{id}", (HttpContext c) => handler.UpdateAsync(c, patch: false));
         group.MapPatch("/{id}", (HttpContext c) => handler.UpdateAsync(c, patch: true));
         group.MapDelete("/{id}", handler.DeleteAsync);

@@ -21,6 +21,9 @@ public sealed class OriginPolicy(IOptions<BayeuxOptions> bayeux)
         context.User.Identity?.IsAuthenticated == true
         && !context.Request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>A write may go ahead: bearer-token and signed-out callers always, cookie users only from this site.</summary>
+    public bool AllowsWrite(HttpContext context) => !IsCookieUser(context) || IsSameSite(context);
+
     /// <summary>True when the request demonstrably comes from this site (or an allowed origin).</summary>
     public bool IsSameSite(HttpContext context)
     {

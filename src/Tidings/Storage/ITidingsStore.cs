@@ -89,6 +89,51 @@ public interface IStoreWriter : IStoreReader
     /// sent a removal.
     /// </summary>
     ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null);
+
+    /// <summary>The job index: where each job of each queue stands, for claiming (the job itself is a record).</summary>
+    IJobIndex Jobs { get; }
+}
+
+/// <summary>
+/// Where a job stands, kept beside its record so workers can claim due jobs without reading every record. The lease
+/// token lives only here: it is never part of the record that subscribers see.
+/// </summary>
+/// <param name="RunAt">Unix milliseconds; a queued job is due from then on.</param>
+/// <param name="LeaseUntil">Unix milliseconds; a running job whose lease ran out is taken back.</param>
+/// <param name="FinishedAt">Unix milliseconds when it reached a final state (succeeded, dead, cancelled); 0 before.</param>
+public sealed record JobEntry(string Queue, string Id, string State, int Priority, long RunAt, string? Key, string? Lease, long LeaseUntil,
+    long FinishedAt);
+
+/// <summary>The job index, inside a write transaction. Jobs returned by the "find" methods are locked for it (another node's
+/// claim skips them).</summary>
+public interface IJobIndex
+{
+    void Put(JobEntry job);
+
+    JobEntry? Get(string queue, string id);
+
+    void Delete(string queue, string id);
+
+    /// <summary>The queued or running job of <paramref name="queue"/> with <paramref name="key"/>, if any.</summary>
+    JobEntry? ActiveByKey(string queue, string key);
+
+    /// <summary>Queued jobs due at <paramref name="now"/>: highest priority first, then oldest <c>runAt</c>.</summary>
+    IReadOnlyList<JobEntry> Due(string queue, long now, int max);
+
+    /// <summary>Running jobs of any queue whose lease ran out before <paramref name="now"/>.</summary>
+    IReadOnlyList<JobEntry> LeaseExpired(long now, int max);
+
+    /// <summary>Jobs of <paramref name="queue"/> that finished before <paramref name="cutoff"/> (for retention).</summary>
+    IReadOnlyList<JobEntry> FinishedBefore(string queue, long cutoff, int max);
+
+    /// <summary>
+    /// Moves a recurring schedule from <paramref name="due"/> to <paramref name="next"/> if it is still at <paramref name="due"/>
+    /// (or, never seen, creates it at <paramref name="next"/> and says true): of several nodes, one wins each tick.
+    /// </summary>
+    bool TryAdvanceSchedule(string name, long due, long next);
+
+    /// <summary>When the schedule <paramref name="name"/> fires next (unix milliseconds), or null when it was never set.</summary>
+    long? ScheduleDue(string name);
 }
 
 /// <summary>A record: its id, its version (1 on create, +1 per update) and its full JSON.</summary>
