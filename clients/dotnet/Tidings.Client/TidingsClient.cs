@@ -205,7 +205,7 @@ public sealed class TidingsClient : IAsyncDisposable
             response = await _http.SendAsync(request, linked.Token);
             text = await response.Content.ReadAsStringAsync(linked.Token);
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException
+        catch (Exception ex) when (ex is HttpRequestException or IOException or System.Net.Sockets.SocketException
             || (ex is OperationCanceledException && timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested))
         {
             throw new TidingsException($"{method} {path}: no answer ({ex.Message})", 0, null, ex) { Operation = operation, RecordId = id };

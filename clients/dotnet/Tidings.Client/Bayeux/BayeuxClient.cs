@@ -438,7 +438,7 @@ public sealed partial class BayeuxClient : IAsyncDisposable, IBayeuxTransportSin
             System.Globalization.CultureInfo.InvariantCulture, out var code) ? code : null;
 
     private static bool IsLinkFailure(Exception ex) =>
-        ex is BayeuxTransportException or TimeoutException or HttpRequestException or WebSocketException or IOException
+        ex is BayeuxTransportException or TimeoutException or HttpRequestException or WebSocketException or IOException or System.Net.Sockets.SocketException
             or OperationCanceledException;
 
     // ------------------------------------------------------------------------------------------------
@@ -478,12 +478,13 @@ public sealed partial class BayeuxClient : IAsyncDisposable, IBayeuxTransportSin
                     TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
             catch (Exception ex) when (_options.Transport == BayeuxTransportKind.Auto && !cancellationToken.IsCancellationRequested
-                && ex is WebSocketException or HttpRequestException or OperationCanceledException or IOException or InvalidOperationException)
+                && ex is WebSocketException or HttpRequestException or OperationCanceledException or IOException or InvalidOperationException
+                    or System.Net.Sockets.SocketException)
             {
                 BayeuxClientLog.WebSocketUnavailable(_logger, ex.Message);
                 transport = NewLongPolling();
             }
-            catch (Exception ex) when (ex is WebSocketException or HttpRequestException or IOException
+            catch (Exception ex) when (ex is WebSocketException or HttpRequestException or IOException or System.Net.Sockets.SocketException
                 || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
                 throw new BayeuxTransportException("the WebSocket could not be opened", ex);

@@ -32,7 +32,7 @@ internal sealed class LongPollingTransport(HttpClient http, Uri endpoint, Action
         {
             response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         }
-        catch (HttpRequestException ex)
+        catch (Exception ex) when (ex is HttpRequestException or IOException or System.Net.Sockets.SocketException)
         {
             throw new BayeuxTransportException("the long-polling request failed", ex);
         }

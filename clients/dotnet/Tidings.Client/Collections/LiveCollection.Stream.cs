@@ -130,9 +130,13 @@ public sealed partial class LiveCollection<T>
         }
     }
 
+    /// <summary>Tests: told every seq applied from the stream or a catch-up, in order.</summary>
+    internal Action<long>? Applied { get; set; }
+
     private void Apply(JsonObject change)
     {
         _seq = RecordJson.Long(change["seq"]);
+        Applied?.Invoke(_seq!.Value);
         var method = RecordJson.String(change["method"]);
         if (method is not ("POST" or "PUT" or "PATCH" or "DELETE"))
         {
@@ -218,7 +222,6 @@ public sealed partial class LiveCollection<T>
         _loaded = true;
         var ids = _shown.Keys.ToArray();
         Emit(new CollectionChange<T>(CollectionChangeKind.Reset, null, default, default, ShownItems()) { ResetIds = ids });
-        _ready.TrySetResult();
         Drain();
     }
 

@@ -127,6 +127,12 @@ public sealed partial class LiveCollection<T>
                     }
                     else if (update.Change is { } change && ApplyToView(change) is { } args)
                     {
+                        if (change.Kind == CollectionChangeKind.Reset)
+                        {
+                            // Opening completes once the first snapshot is in the view, on the context that shows it.
+                            _ready.TrySetResult();
+                        }
+
                         CollectionChanged?.Invoke(this, args);
                         PropertyChanged?.Invoke(this, CountChanged);
                         PropertyChanged?.Invoke(this, IndexerChanged);
