@@ -61,9 +61,9 @@ var printing = Task.Run(async () =>
     {
         await foreach (var change in messages.ChangesAsync(cancel.Token))
         {
-            if (change.Kind == CollectionChangeKind.Added && change.Item is { } added && added.User != name)
+            if (change.Kind == CollectionChangeKind.Added && change.Item is { User: { } user } added && user != name)
             {
-                Print(added); // our own lines are on screen already, as typed
+                Print(added); // our own lines are on screen already, as typed (and show first unstamped)
             }
             else if (change.Kind == CollectionChangeKind.Removed && change.Previous is { } removed)
             {
