@@ -60,11 +60,38 @@ public sealed partial class BayeuxClient
         return handle;
     }
 
-    /// <summary>Makes sure the channel is subscribed in the current session; handshakes again on 401/402.</summary>
-    private async Task EnsureSubscribedAsync(ChannelSubscription subscription, CancellationToken cancellationToken)
+    /// <summary>
+    /// Makes sure the channel is subscribed in the current session. Callers share one attempt per subscription (the
+    /// first subscribe and the re-subscribe after a handshake would otherwise both go out, and a collection would get
+    /// two snapshots); each caller's token ends only its own wait.
+    /// </summary>
+    private Task EnsureSubscribedAsync(ChannelSubscription subscription, CancellationToken cancellationToken)
     {
+        lock (_gate)
+        {
+            if (subscription.InFlight is not { IsCompleted: false })
+            {
+                subscription.InFlight = SubscribeUntilCurrentAsync(subscription, _stop.Token);
+            }
+
+            return subscription.InFlight.WaitAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>Subscribes until the subscription is known in the session that is current; handshakes again on 401/402.</summary>
+    private async Task SubscribeUntilCurrentAsync(ChannelSubscription subscription, CancellationToken cancellationToken)
+    {
+        await Task.Yield(); // never run the first send under the caller's lock
         for (var attempt = 0; ; attempt++)
         {
+            lock (_gate)
+            {
+                if (subscription.Removed || (_clientId is not null && subscription.Generation == _generation))
+                {
+                    return;
+                }
+            }
+
             JsonObject reply;
             Session session;
             try
@@ -101,9 +128,13 @@ public sealed partial class BayeuxClient
                     }
 
                     subscription.Generation = Math.Max(subscription.Generation, session.Generation);
+                    if (_clientId is not null && _generation == subscription.Generation)
+                    {
+                        return;
+                    }
                 }
 
-                return;
+                continue; // a new session began meanwhile: subscribe there too
             }
 
             var error = (string?)reply["error"];
@@ -309,6 +340,9 @@ public sealed partial class BayeuxClient
         public long Generation { get; set; } = -1;
 
         public bool Removed { get; set; }
+
+        /// <summary>The subscribe attempt under way, shared by everyone who waits for it.</summary>
+        public Task? InFlight { get; set; }
     }
 
     internal sealed class HandlerEntry(Func<BayeuxMessage, CancellationToken, ValueTask> handler)
