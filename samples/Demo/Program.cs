@@ -142,7 +142,18 @@ static string DemoSigningKey(string dataDirectory)
     var file = Path.Combine(dataDirectory, "signing.key");
     if (!File.Exists(file))
     {
-        File.WriteAllText(file, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
+        // Written aside and moved into place without overwriting: of nodes starting together on one --data, the first
+        // key to land is everyone's.
+        var candidate = file + "." + Guid.NewGuid().ToString("N");
+        File.WriteAllText(candidate, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
+        try
+        {
+            File.Move(candidate, file, overwrite: false);
+        }
+        catch (IOException)
+        {
+            File.Delete(candidate);
+        }
     }
 
     return File.ReadAllText(file).Trim();

@@ -16,6 +16,7 @@ public sealed partial class PostgresStore : ITidingsStore
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _writers;
+    private readonly SemaphoreSlim _readers;
     private NpgsqlDataSource? _dataSource;
     private string _epoch = string.Empty;
     private long _lastAgeTrim;
@@ -26,6 +27,7 @@ public sealed partial class PostgresStore : ITidingsStore
         _time = time;
         _logger = logger ?? NullLogger<PostgresStore>.Instance;
         _writers = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentWrites));
+        _readers = new SemaphoreSlim(Math.Max(1, options.MaxConcurrentReads));
         _changes = new PostgresChangeSource(this, time);
     }
 
@@ -98,33 +100,49 @@ public sealed partial class PostgresStore : ITidingsStore
         }
     }
 
-    private async Task<T> RunWriteAsync<T>(Func<IStoreWriter, T> work, CancellationToken cancellationToken)
-    {
-        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var result = work(new PostgresAccess(connection, transaction, _epoch, Options.RetainedChanges, _time));
-        await TrimByAgeAsync(connection, transaction, cancellationToken);
-        await transaction.CommitAsync(CancellationToken.None); // once committing, see it through
-        return result;
-    }
+    /// <remarks>
+    /// The whole transaction runs with blocking calls on one thread. The work is synchronous (it reads and writes inside
+    /// the transaction), and mixing it with async calls on the same connection can leave a blocking read waiting for a
+    /// socket completion that has to run on the very thread it blocks (seen with inline socket completions): every
+    /// socket of the process then stops. Blocking calls are bounded by <see cref="PostgresStoreOptions.MaxConcurrentWrites"/>.
+    /// </remarks>
+    private Task<T> RunWriteAsync<T>(Func<IStoreWriter, T> work, CancellationToken cancellationToken) =>
+        Task.Run(() =>
+        {
+            using var connection = DataSource.OpenConnection();
+            using var transaction = connection.BeginTransaction();
+            var result = work(new PostgresAccess(connection, transaction, _epoch, Options.RetainedChanges, _time));
+            TrimByAge(connection, transaction);
+            transaction.Commit();
+            return result;
+        }, cancellationToken);
 
     public async Task<T> ReadAsync<T>(Func<IStoreReader, T> work, CancellationToken cancellationToken)
     {
+        await _readers.WaitAsync(cancellationToken);
         try
         {
-            await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
-            await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
-            var result = work(new PostgresAccess(connection, transaction, _epoch, Options.RetainedChanges, _time));
-            await transaction.CommitAsync(cancellationToken);
-            return result;
+            // Blocking, on one thread, like a write (see RunWriteAsync).
+            return await Task.Run(() =>
+            {
+                using var connection = DataSource.OpenConnection();
+                using var transaction = connection.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
+                var result = work(new PostgresAccess(connection, transaction, _epoch, Options.RetainedChanges, _time));
+                transaction.Commit();
+                return result;
+            }, cancellationToken);
         }
         catch (Exception ex) when (Unavailable(ex, cancellationToken))
         {
             throw new StoreUnavailableException("The PostgreSQL database cannot be reached.", ex);
         }
+        finally
+        {
+            _readers.Release();
+        }
     }
 
-    private async Task TrimByAgeAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    private void TrimByAge(NpgsqlConnection connection, NpgsqlTransaction transaction)
     {
         // Age-based trimming runs at most once a minute per node; count-based trimming happens on append.
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -134,9 +152,9 @@ public sealed partial class PostgresStore : ITidingsStore
             return;
         }
 
-        await using var command = new NpgsqlCommand("DELETE FROM tidings_changes WHERE at < $1;", connection, transaction);
+        using var command = new NpgsqlCommand("DELETE FROM tidings_changes WHERE at < $1;", connection, transaction);
         command.Parameters.Add(new NpgsqlParameter { Value = now - (long)Options.RetainedAge.TotalMilliseconds });
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        command.ExecuteNonQuery();
     }
 
     /// <summary>The database could not be reached or the connection broke: not the caller's fault, and not a bug.</summary>
@@ -153,6 +171,7 @@ public sealed partial class PostgresStore : ITidingsStore
         }
 
         _writers.Dispose();
+        _readers.Dispose();
     }
 }
 

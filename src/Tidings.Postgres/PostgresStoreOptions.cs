@@ -21,6 +21,9 @@ public sealed class PostgresStoreOptions
     /// </summary>
     public TimeSpan PollInterval { get; set; } = DefaultPollInterval;
 
-    /// <summary>Writes one node runs at once (each holds a pooled connection and a thread while it runs).</summary>
-    public int MaxConcurrentWrites { get; set; } = 32;
+    /// <summary>Writes one node runs at once (each holds a pooled connection and a thread while it runs; more wait their turn).</summary>
+    public int MaxConcurrentWrites { get; set; } = Math.Max(4, 4 * Environment.ProcessorCount);
+
+    /// <summary>Reads one node runs at once (each holds a pooled connection and a thread while it runs; more wait their turn).</summary>
+    public int MaxConcurrentReads { get; set; } = Math.Max(4, 2 * Environment.ProcessorCount);
 }
