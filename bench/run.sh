@@ -7,8 +7,18 @@
 #       1,000 WebSocket subscribers of one collection, writes at a rising rate (STORE_RATES=100,250,…) by REST POST
 #       and by socket write, to the public /api/todos and to the signed-in /api/flows/bench/messages (each subscriber
 #       its own user); per step committed changes/s, deliveries/s, write p50/p99, write → last subscriber p99, holds?
+#   SCENARIOS=store STORE_BACKENDS="sqlite postgres postgres3" bench/run.sh   the same cases on each store, alternating,
+#       and the backends side by side (about 4 minutes each): sqlite = one demo node on SQLite (the default, alone);
+#       postgres = one node on PostgreSQL; postgres3 = three nodes on one PostgreSQL database, subscribers, writer
+#       sessions and REST writes spread over them round-robin (no load balancer)
+#   SCENARIOS=crossnode bench/run.sh   plain Bayeux publishes across nodes (about 2 minutes): publishers on node A,
+#       subscribers on nodes B and C, rate stepped (CROSSNODE_RATES=100,250,…); delivered/s and publish → subscriber
+#       p99, beside the same with everything on one node (CROSSNODE_BACKENDS, default "postgres postgres3")
 #   BEFORE_REPO=/path/to/other/checkout SCENARIOS=store bench/run.sh   the same against that checkout's demo server
-#       too (built there), alternating with this one, and the two side by side (before / after)
+#       too (built there; SQLite only), alternating with this one, and the two side by side (before / after)
+# PostgreSQL (only when a postgres backend is asked for; needs the Debian package, /usr/lib/postgresql/*/bin): one
+# throwaway cluster for the run in a temporary folder (initdb as the postgres user when run as root; loopback only;
+# fsync on), a fresh database for every server start, the cluster stopped and its folder removed at exit.
 # Builds what it needs (Release), starts each server fresh for each scenario on a free loopback port, and stops
 # every process it started, by PID. Load tool and servers share this machine's cores: see RESULTS.md.
 set -euo pipefail
@@ -24,6 +34,8 @@ ulimit -n "$(ulimit -Hn)"
 echo "open-file limit: $(ulimit -n) (hard limit; the idle scenario stays under it)"
 
 started=()
+temporary=()
+pg_bin="" pg_dir="" pg_port="" pg_pid=""
 cleanup() {
   for pid in "${started[@]}"; do
     kill "$pid" 2>/dev/null || true
@@ -31,6 +43,10 @@ cleanup() {
   sleep 1
   for pid in "${started[@]}"; do
     kill -9 "$pid" 2>/dev/null || true
+  done
+  stop_postgres
+  for dir in "${temporary[@]}"; do
+    rm -rf "$dir"
   done
 }
 trap cleanup EXIT
@@ -47,6 +63,24 @@ before_repo=${BEFORE_REPO:-}
 if [ -n "$before_repo" ] && ! wanted store; then
   echo "BEFORE_REPO is only used by the store scenario (SCENARIOS=store)" >&2
   exit 2
+fi
+# Stores: sqlite (one node), postgres (one node), postgres3 (three nodes on one database).
+store_backends=${STORE_BACKENDS:-sqlite}
+crossnode_backends=${CROSSNODE_BACKENDS:-postgres postgres3}
+for backend in $store_backends $crossnode_backends; do
+  case $backend in
+    sqlite | postgres | postgres3) ;;
+    *) echo "unknown backend '$backend' (STORE_BACKENDS / CROSSNODE_BACKENDS: sqlite postgres postgres3)" >&2; exit 2 ;;
+  esac
+done
+if [ -n "$before_repo" ] && [[ " $store_backends " != *" sqlite "* ]]; then
+  echo "BEFORE_REPO runs on SQLite only: keep sqlite in STORE_BACKENDS" >&2
+  exit 2
+fi
+needs_postgres=false
+if targeted tidings && { { wanted store && [[ " $store_backends " == *" postgres"* ]]; } ||
+  { wanted crossnode && [[ " $crossnode_backends " == *" postgres"* ]]; }; }; then
+  needs_postgres=true
 fi
 
 echo "== build (Release)"
@@ -68,7 +102,9 @@ demo="$repo/samples/Demo/bin/Release/net10.0/Tidings.Demo.dll"
 before_demo="$before_repo/samples/Demo/bin/Release/net10.0/Tidings.Demo.dll"
 ceiling="$bench/RawCeiling/bin/Release/net10.0/Tidings.Bench.RawCeiling.dll"
 loadtool="$bench/LoadTool/bin/Release/net10.0/Tidings.Bench.LoadTool.dll"
-# Receive loops are short: run socket completions inline instead of hopping to the thread pool.
+# Receive loops are short: run socket completions inline instead of hopping to the thread pool. Not for the demo on
+# PostgreSQL (start_server): its store runs synchronous Npgsql calls inside async continuations, which then may run on
+# the socket engine's own thread, wait there for that thread, and stall every socket of the process (bench/RESULTS.md).
 export DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
 
 free_port() {
@@ -77,47 +113,132 @@ free_port() {
   echo "$port"
 }
 
-server_pid=""
-start_server() { # target → sets server_pid and port
-  local target=$1
-  port=$(free_port)
-  case "$target" in
-    tidings | before)
-      local data dll=$demo
-      if [ "$target" = before ]; then dll=$before_demo; fi
-      data=$(mktemp -d)
-      # Rate limits lifted: they are per-session and per-address abuse guards, not what is measured here (the store
-      # scenario signs in 1,000 users and opens 1,000 sessions from 127.0.0.1-4: /api/session itself is not limited).
-      dotnet "$dll" --urls "http://127.0.0.1:$port" --data "$data" --Logging:LogLevel:Default=Warning \
-        --Tidings:PublishesPerSecond=10000000 --Tidings:PublishBurst=10000000 \
-        --Tidings:RequestsPerSecond=10000000 --Tidings:RequestBurst=10000000 \
-        --Tidings:HandshakesPerSecond=10000000 --Tidings:HandshakeBurst=10000000 >"$out/$target-server.log" 2>&1 &
-      ;;
-    faye)
-      node "$bench/faye-server.js" "$port" >"$out/faye-server.log" 2>&1 &
-      ;;
-    ceiling)
-      dotnet "$ceiling" --urls "http://127.0.0.1:$port" >"$out/ceiling-server.log" 2>&1 &
-      ;;
-  esac
-  server_pid=$!
-  started+=("$server_pid")
+# PostgreSQL tools run as the postgres user when this script runs as root (initdb refuses root).
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() { # → pg_bin, pg_dir, pg_port, pg_pid
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  if [ -z "$pg_bin" ]; then
+    echo "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin): apt-get install postgresql" >&2
+    exit 2
+  fi
+  pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/tidings-bench-pg.XXXXXX")
+  if [ "$(id -u)" = 0 ]; then chown postgres "$pg_dir"; fi
+  pg_port=$(free_port)
+  as_postgres "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust --no-sync -E UTF8 >"$out/postgres-initdb.log" 2>&1
+  # Three nodes hold up to ~100 pooled connections each at most; 400 leaves room.
+  as_postgres "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
+    -o "-p $pg_port -c listen_addresses=127.0.0.1 -k $pg_dir -c fsync=on -c max_connections=400" start >/dev/null
+  pg_pid=$(head -n 1 "$pg_dir/data/postmaster.pid")
+  echo "== PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port (pid $pg_pid, cluster in $pg_dir)"
+}
+
+stop_postgres() { # by the postmaster's PID: SIGINT is PostgreSQL's fast shutdown
+  if [ -z "$pg_dir" ]; then return 0; fi
+  if [ -n "$pg_pid" ] && kill -INT "$pg_pid" 2>/dev/null; then
+    for _ in $(seq 1 100); do
+      kill -0 "$pg_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$pg_pid" 2>/dev/null || true
+  fi
+  cp "$pg_dir/server.log" "$out/postgres-server.log" 2>/dev/null || true
+  rm -rf "$pg_dir"
+  pg_dir=""
+}
+
+database=""
+databases=0
+new_database() { # → database (its name) and connection (an Npgsql connection string)
+  databases=$((databases + 1))
+  database="bench_$databases"
+  "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres "$database"
+  connection="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=$database"
+}
+
+wait_listening() { # port name log
   for _ in $(seq 1 150); do
     # Listening is enough (Faye answers nothing outside /bayeux; Kestrel listens once the app is ready).
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
     sleep 0.1
   done
-  echo "$target did not start; see $out/$target-server.log" >&2
+  echo "$2 did not start; see $3" >&2
   return 1
 }
 
+server_pids=()
+ports=()
+start_server() { # target [backend] → sets server_pids, ports (one per node), port (the first) and database
+  local target=$1 backend=${2:-sqlite}
+  server_pids=()
+  ports=()
+  database=""
+  case "$target" in
+    tidings | before)
+      local data dll=$demo nodes=1 node log store=() named=() runtime=()
+      if [ "$target" = before ]; then dll=$before_demo; fi
+      # One data folder for all nodes: they share the sign-in key in it (so a token works on every node).
+      data=$(mktemp -d)
+      temporary+=("$data")
+      case $backend in
+        postgres) new_database; store=(--postgres "$connection") ;;
+        postgres3) new_database; store=(--postgres "$connection"); nodes=3 ;;
+      esac
+      if [ ${#store[@]} -gt 0 ]; then runtime=(env -u DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS); fi
+      for node in a b c; do
+        [ "${#ports[@]}" -lt "$nodes" ] || break
+        port=$(free_port)
+        while [[ " ${ports[*]} " == *" $port "* ]]; do port=$(free_port); done
+        ports+=("$port")
+        log="$out/$target-$backend-$node-server.log"
+        named=()
+        if [ ${#store[@]} -gt 0 ]; then named=(--Bayeux:NodeId="$node"); fi
+        # Rate limits lifted: they are per-session and per-address abuse guards, not what is measured here (the store
+        # scenario signs in 1,000 users and opens 1,000 sessions from 127.0.0.1-4: /api/session itself is not limited).
+        "${runtime[@]}" dotnet "$dll" --urls "http://127.0.0.1:$port" --data "$data" --Logging:LogLevel:Default=Warning \
+          --Tidings:PublishesPerSecond=10000000 --Tidings:PublishBurst=10000000 \
+          --Tidings:RequestsPerSecond=10000000 --Tidings:RequestBurst=10000000 \
+          --Tidings:HandshakesPerSecond=10000000 --Tidings:HandshakeBurst=10000000 "${store[@]}" "${named[@]}" >"$log" 2>&1 &
+        server_pids+=($!)
+        started+=($!)
+        # One node at a time: the first creates the sign-in key (and the schema) before the next starts.
+        wait_listening "$port" "$target $backend node $node" "$log"
+      done
+      port=${ports[0]}
+      ;;
+    faye | ceiling)
+      port=$(free_port)
+      ports=("$port")
+      if [ "$target" = faye ]; then
+        node "$bench/faye-server.js" "$port" >"$out/faye-server.log" 2>&1 &
+      else
+        dotnet "$ceiling" --urls "http://127.0.0.1:$port" >"$out/ceiling-server.log" 2>&1 &
+      fi
+      server_pids=($!)
+      started+=($!)
+      wait_listening "$port" "$target" "$out/$target-server.log"
+      ;;
+  esac
+}
+
 stop_server() {
-  kill "$server_pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    kill -0 "$server_pid" 2>/dev/null || return 0
-    sleep 0.1
+  local pid
+  for pid in "${server_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
   done
-  kill -9 "$server_pid" 2>/dev/null || true
+  for pid in "${server_pids[@]}"; do
+    for _ in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  # Its database is not needed again: keep the cluster's disk use to one run's worth.
+  if [ -n "$database" ]; then
+    "$pg_bin/dropdb" -h 127.0.0.1 -p "$pg_port" -U postgres --if-exists "$database" || true
+  fi
 }
 
 if [ "${QUICK:-}" = 1 ]; then
@@ -126,6 +247,7 @@ if [ "${QUICK:-}" = 1 ]; then
   idle=(--sessions 2000)
   e2e=(--subs 50 --rate 50 --seconds 2)
   store=(--subs 50 --rates "${STORE_RATES:-50,100,200}" --compare-subs 10 --writers 2 --rest-connections 4)
+  crossnode=(--subs 20 --pubs 2 --rates "${CROSSNODE_RATES:-100,500,1000}")
 else
   fanout=(--subs 1000 --rates "${FANOUT_RATES:-100,250,500,1000,2000,4000,8000}")
   channels=(--subs 10000 --shared-rates 2,5,10,20,50 --per-channel-factor 500)
@@ -133,36 +255,47 @@ else
   idle=(--sessions 19000 --connect-concurrency 200 --buffer 2048)
   e2e=(--subs 200 --rate 100 --seconds 5)
   store=(--subs 1000 --rates "${STORE_RATES:-100,250,500,1000,2000,4000}" --compare-subs 10 --writers 4 --rest-connections 8)
+  crossnode=(--subs 100 --pubs 2 --rates "${CROSSNODE_RATES:-100,250,500,1000,2000,4000,8000}")
 fi
 sources=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4
 
-run() { # target scenario options…
-  local target=$1 scenario=$2
-  shift 2
-  local protocol=bayeux path=/bayeux
+run() { # target backend scenario options…  (backend: sqlite, postgres or postgres3 for tidings and before; - otherwise)
+  local target=$1 backend=$2 scenario=$3
+  shift 3
+  local protocol=bayeux path=/bayeux endpoints pids extra=()
   if [ "$target" = ceiling ]; then protocol=raw path=/ws; fi
-  start_server "$target"
-  echo "== $target $scenario (server pid $server_pid, port $port)"
+  start_server "$target" "$backend"
+  endpoints=$(printf '127.0.0.1:%s,' "${ports[@]}")
+  pids=$(IFS=,; echo "${server_pids[*]}")
+  if [ "$backend" != - ]; then extra+=(--backend "${backend%3}"); fi
+  if [ -n "$database" ]; then extra+=(--db-pid "$pg_pid"); fi
+  local label=$target
+  if [ "$backend" != - ]; then label+=" $backend"; fi
+  echo "== $label $scenario (server pid ${server_pids[*]}, port ${ports[*]}${database:+, database $database})"
   dotnet "$loadtool" "$scenario" --target "$target" --protocol "$protocol" --path "$path" \
-    --endpoint "127.0.0.1:$port" --pid "$server_pid" --sources "$sources" --out "$results" --timeout 240 "$@" ||
+    --endpoints "${endpoints%,}" --pids "$pids" "${extra[@]}" --sources "$sources" --out "$results" --timeout 240 "$@" ||
     echo "   ($target $scenario reported a failure; see the table)"
   stop_server
 }
 
+if $needs_postgres; then start_postgres; fi
+
 for target in $targets; do
+  backend=-
+  if [ "$target" = tidings ]; then backend=sqlite; fi
   for scenario in fanout channels idle; do
     wanted "$scenario" || continue
     case $scenario in
-      fanout) run "$target" fanout "${fanout[@]}" ;;
-      channels) run "$target" channels "${channels[@]}" ;;
-      idle) run "$target" idle "${idle[@]}" ;;
+      fanout) run "$target" "$backend" fanout "${fanout[@]}" ;;
+      channels) run "$target" "$backend" channels "${channels[@]}" ;;
+      idle) run "$target" "$backend" idle "${idle[@]}" ;;
     esac
   done
 done
-if [[ " $targets " == *" tidings "* ]] && wanted e2e; then run tidings e2e "${e2e[@]}"; fi
+if [[ " $targets " == *" tidings "* ]] && wanted e2e; then run tidings sqlite e2e "${e2e[@]}"; fi
 if targeted tidings && wanted store; then
-  # Each collection × write path on a fresh server; with BEFORE_REPO the two builds alternate, so drift in this
-  # machine's load falls on both alike.
+  # Each collection × write path on a fresh server (or three); BEFORE_REPO and the backends alternate, so drift in
+  # this machine's load falls on all alike.
   for collection in /api/todos /api/flows/bench/messages; do
     if [ "$collection" = /api/todos ]; then
       shape=(--collection "$collection" --field title --sign-in no)
@@ -170,14 +303,21 @@ if targeted tidings && wanted store; then
       shape=(--collection "$collection" --field content --sign-in yes)
     fi
     for writes in rest socket; do
-      if [ -n "$before_repo" ]; then run before store "${shape[@]}" --writes "$writes" "${store[@]}"; fi
-      run tidings store "${shape[@]}" --writes "$writes" "${store[@]}"
+      if [ -n "$before_repo" ]; then run before sqlite store "${shape[@]}" --writes "$writes" "${store[@]}"; fi
+      for backend in $store_backends; do
+        run tidings "$backend" store "${shape[@]}" --writes "$writes" "${store[@]}"
+      done
     done
+  done
+fi
+if targeted tidings && wanted crossnode; then
+  for backend in $crossnode_backends; do
+    run tidings "$backend" crossnode "${crossnode[@]}"
   done
 fi
 
 {
-  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); dotnet $(dotnet --version); node $(node --version); $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); dotnet $(dotnet --version); node $(node --version)${pg_bin:+; PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}')}; $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   dotnet "$loadtool" report "$results"
 } | tee "$out/table.md"

@@ -58,25 +58,28 @@ public sealed class Connection
 
     public bool Closed { get; private set; }
 
+    /// <summary>The server (node) this session is on.</summary>
+    public IPEndPoint EndPoint { get; private init; } = null!;
+
     public Task Ready => _ready.Task;
 
     /// <summary>
-    /// Opens the socket from <paramref name="local"/> and upgrades it; Bayeux sessions then handshake (signed in with
-    /// <paramref name="userToken"/> in <c>ext.token</c> when given) and subscribe.
+    /// Opens the socket from <paramref name="local"/> to <paramref name="endpoint"/> (one of the target's) and upgrades
+    /// it; Bayeux sessions then handshake (signed in with <paramref name="userToken"/> in <c>ext.token</c> when given) and subscribe.
     /// </summary>
-    public static async Task<Connection> OpenAsync(Target target, IPAddress local, string[] subscriptions, Metrics metrics, int bufferSize, CancellationToken token,
-        string? userToken = null, ReplyHandler? onReply = null)
+    public static async Task<Connection> OpenAsync(Target target, IPEndPoint endpoint, IPAddress local, string[] subscriptions, Metrics metrics, int bufferSize,
+        CancellationToken token, string? userToken = null, ReplyHandler? onReply = null)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        var connection = new Connection(socket, target.Protocol, metrics, bufferSize, onReply);
+        var connection = new Connection(socket, target.Protocol, metrics, bufferSize, onReply) { EndPoint = endpoint };
         try
         {
             socket.Bind(new IPEndPoint(local, 0));
-            await socket.ConnectAsync(target.EndPoint, token);
+            await socket.ConnectAsync(endpoint, token);
             var path = target.Protocol == Protocol.Raw
                 ? target.Path + "?ch=" + Uri.EscapeDataString(string.Join(',', subscriptions))
                 : target.Path;
-            var leftover = await connection.UpgradeAsync(target, path, token);
+            var leftover = await connection.UpgradeAsync(endpoint, path, token);
             connection._subscriptions = subscriptions;
             _ = connection.ReceiveLoopAsync(leftover);
             if (target.Protocol == Protocol.Raw)
@@ -102,10 +105,10 @@ public sealed class Connection
         }
     }
 
-    private async Task<int> UpgradeAsync(Target target, string path, CancellationToken token)
+    private async Task<int> UpgradeAsync(IPEndPoint endpoint, string path, CancellationToken token)
     {
         var key = Convert.ToBase64String(Guid.NewGuid().ToByteArray());
-        var request = $"GET {path} HTTP/1.1\r\nHost: {target.EndPoint}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        var request = $"GET {path} HTTP/1.1\r\nHost: {endpoint}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
         await _socket.SendAsync(Encoding.ASCII.GetBytes(request), SocketFlags.None, token);
         var length = 0;
         while (true)
@@ -500,5 +503,16 @@ public sealed class Connection
     public long NextId() => Interlocked.Increment(ref _nextId);
 }
 
-/// <summary>Where the load goes.</summary>
-public sealed record Target(string Name, Protocol Protocol, IPEndPoint EndPoint, string Path, int Pid);
+/// <summary>
+/// Where the load goes: one server, or several nodes of one app (sessions and writes spread over
+/// <see cref="EndPoints"/> round-robin). <see cref="Pids"/> are the servers' processes, <see cref="DatabasePid"/> the
+/// database server's (0: none), <see cref="Backend"/> the store the servers run on (sqlite, postgres; "" when none).
+/// </summary>
+public sealed record Target(string Name, Protocol Protocol, IPEndPoint[] EndPoints, string Path, int[] Pids, int DatabasePid, string Backend)
+{
+    /// <summary>The first endpoint: where sign-ins and single-endpoint work go.</summary>
+    public IPEndPoint EndPoint => EndPoints[0];
+
+    /// <summary>How the report names the backend: <c>sqlite</c>, <c>postgres</c>, <c>postgres×3</c>.</summary>
+    public string BackendLabel => EndPoints.Length > 1 ? $"{Backend}×{EndPoints.Length}" : Backend;
+}

@@ -35,8 +35,8 @@ public static class Report
         };
 
         var text = new StringBuilder();
-        // A store-only run (SCENARIOS=store) has nothing for the comparison tables: print only its own.
-        var comparison = results.Any(r => (string?)r["scenario"] != "store");
+        // A store-only or crossnode-only run has nothing for the comparison tables: print only its own.
+        var comparison = results.Any(r => (string?)r["scenario"] is not ("store" or "crossnode"));
         if (comparison)
         {
             text.AppendLine("| metric | Tidings | Faye (Node) | raw WS ceiling | Tidings/Faye | Tidings/ceiling |");
@@ -63,6 +63,7 @@ public static class Report
         }
 
         text.Append(StoreReport.Render(results));
+        text.Append(CrossNodeReport.Render(results));
         if (comparison)
         {
             text.AppendLine();
@@ -72,7 +73,7 @@ public static class Report
             text.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
         }
 
-        foreach (var result in results.Where(r => r["steps"] is JsonArray && (string?)r["scenario"] != "store"))
+        foreach (var result in results.Where(r => r["steps"] is JsonArray && (string?)r["scenario"] is not ("store" or "crossnode")))
         {
             foreach (var step in result["steps"]!.AsArray().Select(s => s!.AsObject()))
             {

@@ -16,6 +16,9 @@ public sealed partial class Scenarios
     /// Then one step at the same rate with only <c>--compare-subs</c> subscribers: a write's own latency should not
     /// depend on how many receive it. Options: --collection PATH --field NAME --writes rest|socket --sign-in yes|no
     /// --subs N --rates A,B,… --writers N --rest-connections N --compare-subs N --hold-ms MS --drain SECONDS --prewarm SECONDS.
+    /// With several endpoints (nodes of one app on one database) subscribers, writer sessions and REST writes are spread
+    /// over them round-robin, so most events are written on one node and delivered by the others; every user signs in
+    /// on the first node and uses its token on every node (the nodes share the signing key).
     /// </summary>
     public async Task<JsonObject> StoreAsync(CancellationToken token)
     {
@@ -25,7 +28,8 @@ public sealed partial class Scenarios
         var signIn = options.Text("sign-in", "no") == "yes";
         var subscriberCount = options.Count("subs", 1000);
         var compareCount = options.Count("compare-subs", 10);
-        var writerCount = options.Count("writers", 4);
+        // At least one writer per node, so socket writes can go to every node.
+        var writerCount = Math.Max(options.Count("writers", 4), target.EndPoints.Length);
         var restConnections = options.Count("rest-connections", 8);
         var rates = options.Numbers("rates", [100, 250, 500, 1000, 2000, 4000]);
         if (writePath is not ("rest" or "socket"))
@@ -44,7 +48,7 @@ public sealed partial class Scenarios
 
         var (subs, connectRate) = await OpenAsync(metrics, subscriberCount, _ => [collection], token, userTokens: i => subscriberTokens[i]);
         using StoreWriter writer = writePath == "rest"
-            ? new RestStoreWriter(log, field, target, collection, restConnections, writerTokens, metrics)
+            ? new RestStoreWriter(log, field, target.EndPoints, collection, restConnections, writerTokens, metrics)
             : new SocketStoreWriter(log, field, collection);
         var writerSessions = Array.Empty<Connection>();
         if (writer is SocketStoreWriter socketWriter)
@@ -52,7 +56,7 @@ public sealed partial class Scenarios
             // Writer sessions subscribe to nothing; their frames are publish replies (and connect replies).
             writerSessions = (await OpenAsync(metrics, writerCount, _ => [], token, userTokens: i => writerTokens[i],
                 onReply: payload => socketWriter.OnReply(payload, metrics))).Connections;
-            socketWriter.Sessions = writerSessions;
+            socketWriter.Use(writerSessions);
         }
 
         writer.Start();
@@ -60,7 +64,7 @@ public sealed partial class Scenarios
         // the first step (its own 1 s warm-up is too short for it).
         writer.Rate = rates[0];
         await Task.Delay(TimeSpan.FromSeconds(options.Number("prewarm", 3)), token);
-        var label = $"{target.Name} store {collection} {writePath}";
+        var label = $"{target.Name} {target.BackendLabel} store {collection} {writePath}";
         var steps = new JsonArray();
         double? heldRate = null;
         foreach (var rate in rates)
@@ -115,14 +119,14 @@ public sealed partial class Scenarios
         var closedBefore = metrics.SocketsClosed;
         var committedBefore = log.Committed;
         var skippedBefore = writer.Skipped;
-        var from = ProcessSample.Read(target.Pid);
+        var from = ProcessSample.Read(target);
         var recorder = metrics.Begin();
         writer.Measuring = true;
         await Task.Delay(TimeSpan.FromSeconds(options.Number("measure", 3)), token);
         writer.Measuring = false;
         writer.Rate = 0;
         metrics.End();
-        var to = ProcessSample.Read(target.Pid);
+        var to = ProcessSample.Read(target);
         var seconds = ProcessSample.Seconds(from, to);
         var committedPerSecond = (log.Committed - committedBefore) / seconds;
         var skipped = writer.Skipped - skippedBefore;
@@ -189,6 +193,7 @@ public sealed partial class Scenarios
             ["incomplete"] = incomplete,
             ["socketsClosed"] = closed,
             ["serverCpuPercent"] = Math.Round(ProcessSample.CpuPercent(from, to)),
+            ["databaseCpuPercent"] = target.DatabasePid > 0 ? Math.Round(ProcessSample.DatabaseCpuPercent(from, to)) : null,
             ["loadToolCpuPercent"] = Math.Round(ProcessSample.OwnCpuPercent(from, to)),
             ["serverRssMb"] = to.RssKb / 1024,
             ["holds"] = holds,
@@ -198,7 +203,7 @@ public sealed partial class Scenarios
     /// <summary>Signs in <paramref name="count"/> demo users (<c>POST /api/session {"name"}</c>) and returns their bearer tokens.</summary>
     private async Task<string?[]> SignInAsync(string prefix, int count, CancellationToken token)
     {
-        using var http = HttpClients.Create(target, 16);
+        using var http = HttpClients.Create(target.EndPoint, 16);
         var tokens = new string?[count];
         using var gate = new SemaphoreSlim(16);
         await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>

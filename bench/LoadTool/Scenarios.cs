@@ -91,10 +91,10 @@ public sealed partial class Scenarios(Target target, Options options)
         const string channel = "/bench/idle";
         var warm = (await OpenAsync(metrics, 200, _ => [channel], token)).Connections;
         await Task.Delay(2000, token);
-        var before = ProcessSample.Read(target.Pid);
+        var before = ProcessSample.Read(target);
         var (idle, connectRate) = await OpenAsync(metrics, options.Count("sessions", 19_000) - warm.Length, _ => [channel], token, tolerateFailures: true);
         await Task.Delay(options.Count("settle-ms", 5000), token);
-        var after = ProcessSample.Read(target.Pid);
+        var after = ProcessSample.Read(target);
         var alive = warm.Concat(idle).Count(c => !c.Closed);
 
         // One broadcast to all of them proves they are live sessions, not just open sockets.
@@ -153,7 +153,7 @@ public sealed partial class Scenarios(Target target, Options options)
         };
         var writeLatency = new Histogram();
         var failures = 0;
-        var before = ProcessSample.Read(target.Pid);
+        var before = ProcessSample.Read(target);
         var recorder = metrics.Begin();
         var started = Stopwatch.GetTimestamp();
         var posts = new List<Task>(total);
@@ -177,7 +177,7 @@ public sealed partial class Scenarios(Target target, Options options)
         }
 
         metrics.End();
-        var after = ProcessSample.Read(target.Pid);
+        var after = ProcessSample.Read(target);
         var deliveries = recorder.Merge();
         var lastSubscriber = new Histogram();
         var complete = 0;
@@ -249,11 +249,11 @@ public sealed partial class Scenarios(Target target, Options options)
         var closedBefore = metrics.SocketsClosed;
         await Task.Delay(TimeSpan.FromSeconds(options.Number("warmup", 1)), token);
         var published = load.Select(l => l.Publisher.Published).ToArray();
-        var from = ProcessSample.Read(target.Pid);
+        var from = ProcessSample.Read(target);
         var recorder = metrics.Begin();
         await Task.Delay(TimeSpan.FromSeconds(options.Number("measure", 3)), token);
         metrics.End();
-        var to = ProcessSample.Read(target.Pid);
+        var to = ProcessSample.Read(target);
         var histogram = recorder.Merge();
         var seconds = ProcessSample.Seconds(from, to);
         var delivered = histogram.Count / seconds;
@@ -275,6 +275,7 @@ public sealed partial class Scenarios(Target target, Options options)
             ["p999Ms"] = Round(histogram.PercentileMs(99.9)),
             ["maxMs"] = Round(histogram.PercentileMs(100)),
             ["serverCpuPercent"] = Math.Round(ProcessSample.CpuPercent(from, to)),
+            ["databaseCpuPercent"] = target.DatabasePid > 0 ? Math.Round(ProcessSample.DatabaseCpuPercent(from, to)) : null,
             ["loadToolCpuPercent"] = Math.Round(ProcessSample.OwnCpuPercent(from, to)),
             ["serverRssMb"] = to.RssKb / 1024,
             ["socketsClosed"] = closed,
@@ -282,11 +283,15 @@ public sealed partial class Scenarios(Target target, Options options)
         };
     }
 
-    /// <summary>Opens sessions with bounded concurrency, spread over the source addresses; returns them and the rate they opened at.</summary>
+    /// <summary>
+    /// Opens sessions with bounded concurrency, spread over the source addresses and round-robin over the target's
+    /// endpoints (or <paramref name="endpoints"/>): session i on endpoint i mod n. Returns them and the rate they opened at.
+    /// </summary>
     private async Task<(Connection[] Connections, double PerSecond)> OpenAsync(Metrics metrics, int count, Func<int, string[]> subscriptions, CancellationToken token, bool tolerateFailures = false,
-        Func<int, string?>? userTokens = null, Connection.ReplyHandler? onReply = null)
+        Func<int, string?>? userTokens = null, Connection.ReplyHandler? onReply = null, IPEndPoint[]? endpoints = null)
     {
         var sources = options.Sources;
+        endpoints ??= target.EndPoints;
         var opened = new Connection?[count];
         var failures = 0;
         var started = Stopwatch.GetTimestamp();
@@ -301,8 +306,8 @@ public sealed partial class Scenarios(Target target, Options options)
                     return;
                 }
 
-                opened[i] = await Connection.OpenAsync(target, sources[i % sources.Length], subscriptions(i), metrics, options.Count("buffer", 8192), token,
-                    userTokens?.Invoke(i), onReply);
+                opened[i] = await Connection.OpenAsync(target, endpoints[i % endpoints.Length], sources[i % sources.Length], subscriptions(i), metrics,
+                    options.Count("buffer", 8192), token, userTokens?.Invoke(i), onReply);
             }
             catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or OperationCanceledException or TimeoutException)
             {
@@ -336,6 +341,12 @@ public sealed partial class Scenarios(Target target, Options options)
     {
         body["target"] = target.Name;
         body["scenario"] = scenario;
+        if (target.Backend.Length > 0)
+        {
+            body["backend"] = target.Backend;
+            body["nodes"] = target.EndPoints.Length;
+        }
+
         body["errors"] = metrics.Errors;
         body["firstError"] = metrics.FirstError;
         return body;

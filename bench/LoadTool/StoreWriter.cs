@@ -216,26 +216,30 @@ public abstract class StoreWriter : IDisposable
     }
 }
 
-/// <summary>REST writes: <c>POST collection</c> over a few HTTP/1.1 keep-alive connections, signed in with a bearer token when given.</summary>
+/// <summary>
+/// REST writes: <c>POST collection</c> over a few HTTP/1.1 keep-alive connections, signed in with a bearer token when
+/// given. With several endpoints (nodes), write n goes to endpoint n mod count, and the connections are split between them.
+/// </summary>
 public sealed class RestStoreWriter : StoreWriter
 {
-    private readonly HttpClient _http;
+    private readonly HttpClient[] _http;
     private readonly string _collection;
     private readonly string?[] _userTokens;
     private readonly Metrics _metrics;
 
-    public RestStoreWriter(WriteLog log, string field, Target target, string collection, int connections, string?[] userTokens, Metrics metrics)
+    public RestStoreWriter(WriteLog log, string field, IPEndPoint[] endpoints, string collection, int connections, string?[] userTokens, Metrics metrics)
         : base(log, field)
     {
-        _http = HttpClients.Create(target, connections);
+        var perEndpoint = Math.Max(1, (connections + endpoints.Length - 1) / endpoints.Length);
+        _http = [.. endpoints.Select(endpoint => HttpClients.Create(endpoint, perEndpoint))];
         _collection = collection;
         _userTokens = userTokens;
         _metrics = metrics;
     }
 
-    protected override void Send(StoreWrite write, long n) => _ = PostAsync(write, _userTokens[n % _userTokens.Length]);
+    protected override void Send(StoreWrite write, long n) => _ = PostAsync(_http[n % _http.Length], write, _userTokens[n % _userTokens.Length]);
 
-    private async Task PostAsync(StoreWrite write, string? userToken)
+    private async Task PostAsync(HttpClient http, StoreWrite write, string? userToken)
     {
         var ok = false;
         try
@@ -249,7 +253,7 @@ public sealed class RestStoreWriter : StoreWriter
                 request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", userToken);
             }
 
-            using var response = await _http.SendAsync(request);
+            using var response = await http.SendAsync(request);
             ok = response.StatusCode == HttpStatusCode.Created;
             if (!ok)
             {
@@ -267,7 +271,11 @@ public sealed class RestStoreWriter : StoreWriter
 
     protected override void Dispose(bool disposing)
     {
-        _http.Dispose();
+        foreach (var http in _http)
+        {
+            http.Dispose();
+        }
+
         base.Dispose(disposing);
     }
 }
@@ -275,18 +283,22 @@ public sealed class RestStoreWriter : StoreWriter
 /// <summary>
 /// Socket writes: a Bayeux publish of <c>{"method":"POST","body":{…}}</c> on the collection's channel, round-robin
 /// over a few writer sessions. The message id carries the stamp (<c>"w123…"</c>), so the publish reply names its write.
+/// With sessions on several nodes, write n goes to node n mod count (then round-robin over that node's sessions), so
+/// the nodes share the writes evenly whether or not the session count divides by the node count.
 /// </summary>
 public sealed class SocketStoreWriter(WriteLog log, string field, string collection) : StoreWriter(log, field)
 {
     private readonly byte[] _channel = Encoding.UTF8.GetBytes(collection);
     private readonly byte[] _buffer = new byte[1024];
+    private Connection[][] _byNode = [];
 
-    /// <summary>The writer sessions; set before <see cref="StoreWriter.Start"/>.</summary>
-    public Connection[] Sessions { get; set; } = [];
+    /// <summary>The writer sessions, grouped by node; called before <see cref="StoreWriter.Start"/>.</summary>
+    public void Use(Connection[] sessions) => _byNode = [.. sessions.GroupBy(c => c.EndPoint).Select(node => node.ToArray())];
 
     protected override void Send(StoreWrite write, long n)
     {
-        var connection = Sessions[n % Sessions.Length];
+        var node = _byNode[n % _byNode.Length];
+        var connection = node[n / _byNode.Length % node.Length];
         var span = _buffer.AsSpan();
         var length = 0;
         Append(span, ref length, "[{\"channel\":\""u8);
@@ -337,7 +349,7 @@ public sealed class SocketStoreWriter(WriteLog log, string field, string collect
 /// <summary>HTTP/1.1 clients for the store scenario: keep-alive, a bounded pool, no cookies (sign-in is by bearer token).</summary>
 public static class HttpClients
 {
-    public static HttpClient Create(Target target, int connections) =>
+    public static HttpClient Create(IPEndPoint endpoint, int connections) =>
         new(new SocketsHttpHandler
         {
             MaxConnectionsPerServer = connections,
@@ -347,7 +359,7 @@ public static class HttpClients
             ConnectTimeout = TimeSpan.FromSeconds(5),
         })
         {
-            BaseAddress = new Uri($"http://{target.EndPoint}"),
+            BaseAddress = new Uri($"http://{endpoint}"),
             DefaultRequestVersion = HttpVersion.Version11,
             DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
             Timeout = TimeSpan.FromSeconds(10),
