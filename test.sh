@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite — the .NET tests (SQLite, and PostgreSQL clusters the tests start themselves), the Node
-# interop suite that drives the real `faye` and `cometd` clients against a running Tidings server, and the browser
+# interop suite that drives the real `faye` and `cometd` clients against a running Tidings server, the cluster suite
+# (three nodes on PostgreSQL behind nginx), and the browser
 # suite — and ends with one "N passed, N failed" line.
 # Installs what it needs on a fresh Debian machine (Node.js, npm packages, chromium, postgresql, nginx).
 set -uo pipefail
@@ -24,7 +25,7 @@ fi
 
 # Node suites: each folder under tests/ with a package.json runs under node's test runner.
 node_suites=()
-for dir in tests/interop tests/browser; do
+for dir in tests/interop tests/browser tests/cluster; do
   [ -f "$dir/package.json" ] && node_suites+=("$dir")
 done
 

@@ -136,23 +136,22 @@ app.MapDelete("/api/session", async (HttpContext http) =>
 app.Logger.LogInformation("Tidings demo: data in {DataDirectory}", dataDirectory);
 app.Run();
 
-// The demo keeps its token key next to its data, so tokens survive restarts.
+// The demo keeps its token key next to its data, so tokens survive restarts. Nodes that share --data may start at
+// once: each writes a candidate aside and moves it into place only if no key is there yet, so all read the same one.
 static string DemoSigningKey(string dataDirectory)
 {
     var file = Path.Combine(dataDirectory, "signing.key");
     if (!File.Exists(file))
     {
-        // Written aside and moved into place without overwriting: of nodes starting together on one --data, the first
-        // key to land is everyone's.
-        var candidate = file + "." + Guid.NewGuid().ToString("N");
+        var candidate = $"{file}.{Guid.NewGuid():N}";
         File.WriteAllText(candidate, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
         try
         {
             File.Move(candidate, file, overwrite: false);
         }
-        catch (IOException)
+        catch (IOException) when (File.Exists(file))
         {
-            File.Delete(candidate);
+            File.Delete(candidate); // another node's key is in place
         }
     }
 

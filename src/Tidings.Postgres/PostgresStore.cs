@@ -157,10 +157,20 @@ public sealed partial class PostgresStore : ITidingsStore
         command.ExecuteNonQuery();
     }
 
-    /// <summary>The database could not be reached or the connection broke: not the caller's fault, and not a bug.</summary>
-    /// <remarks>An error the server reported (<see cref="PostgresException"/>) is neither: it stays what it is.</remarks>
-    private static bool Unavailable(Exception ex, CancellationToken cancellationToken) =>
-        !cancellationToken.IsCancellationRequested && ex is NpgsqlException and not PostgresException;
+    /// <summary>
+    /// The database could not be reached, the connection broke, or the server says it cannot serve now (starting up or
+    /// recovering after a crash, shutting down, out of connections): not the caller's fault, and not a bug.
+    /// </summary>
+    /// <remarks>Any other error the server reported (<see cref="PostgresException"/>) stays what it is.</remarks>
+    internal static bool Unavailable(Exception ex, CancellationToken cancellationToken) =>
+        !cancellationToken.IsCancellationRequested && ex switch
+        {
+            PostgresException server => server.SqlState.StartsWith("57P", StringComparison.Ordinal) // operator intervention: 57P01-57P03
+                || server.SqlState.StartsWith("08", StringComparison.Ordinal)                       // connection exception
+                || server.SqlState == PostgresErrorCodes.TooManyConnections,
+            NpgsqlException => true,
+            _ => false,
+        };
 
     public async ValueTask DisposeAsync()
     {

@@ -140,6 +140,27 @@ describe('recovery', { timeout: 90_000 }, () => {
     assert.equal(f.collection.get(a.id).completed, true);
   });
 
+  it('loads when its first subscribe reaches a server that does not know the session (401), as behind a balancer', async () => {
+    // Behind a load balancer, faye's WebSocket can reach another node than its handshake did (it opens before the
+    // handshake reply sets the affinity cookie): that node answers the subscribe 401 and faye handshakes again.
+    const before = (await server.rest('POST', PATH, { title: 'there before the load' })).body;
+    const f = await openCollection(faye, createClient, server, PATH, { ready: false });
+    open.push(f);
+    let subscribes = 0;
+    f.fayeClient.addExtension({
+      outgoing: (message, callback) => {
+        if (message.channel === '/meta/subscribe' && subscribes++ === 0) message.clientId = 'known-on-another-node';
+        callback(message);
+      },
+    });
+    await withTimeout(f.collection.ready, 15_000, 'the collection to load after a 401 on its first subscribe');
+    assert.ok(subscribes >= 2, 'subscribed again');
+    assert.ok(f.collection.get(before.id));
+    const after = (await server.rest('POST', PATH, { title: 'after the load' })).body;
+    await converged(f, server, PATH);
+    assert.ok(f.collection.get(after.id), 'live after subscribing again');
+  });
+
   it('reloads when the server answers RESET (a new store, another epoch)', async () => {
     const f = await through();
     await changesByOthers(server, 'old store');

@@ -136,7 +136,7 @@ export class DemoServer {
       const response = await fetch(`${this.base}/`, { signal: AbortSignal.timeout(1000) });
       await response.arrayBuffer();
       return response.status === 200;
-    }, { timeout: 20_000, interval: 100, message: `the Tidings server on ${this.base} to answer GET /` })
+    }, { timeout: this.startTimeout ?? 20_000, interval: 100, message: `the Tidings server on ${this.base} to answer GET /` })
       .catch((error) => { throw new Error(`${error.message}\n--- server output ---\n${this.output()}`); });
   }
 

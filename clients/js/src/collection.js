@@ -85,6 +85,13 @@ export class LiveCollection extends Emitter {
       const text = String(error?.message ?? error);
       // Faye's error has the Bayeux code apart (`code`); its string form is `code:args:message`.
       const status = Number.isInteger(error?.code) ? error.code : Number(/^(\d+)/.exec(String(error))?.[1] ?? 0);
+      if (status === 401 && !this.#closed) {
+        // The session was unknown where the subscribe landed (a restarted server; behind a load balancer, another
+        // node than the handshake's). Faye handshakes again but forgets a subscription the server refused:
+        // subscribe again (sent once faye is connected), after faye has dropped the refused one.
+        setTimeout(() => { if (!this.#closed) this.open(); }, 0);
+        return;
+      }
       this.emit('error', new TidingsError(`subscribe ${this.path}: ${text}`, { status, operation: 'subscribe' }));
     });
   }
