@@ -55,6 +55,17 @@ public sealed partial class PostgresStore : ITidingsStore
         }
 
         _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
+
+        // Transactions run with blocking calls (see RunWriteAsync), up to MaxConcurrentWrites + MaxConcurrentReads at
+        // once. The thread pool adds threads slowly (about one a second past its minimum), so a burst — a thousand
+        // snapshot subscribes and writes at once — would starve every request for seconds: raise the minimum to match.
+        ThreadPool.GetMinThreads(out var workers, out var completionPorts);
+        var needed = Options.MaxConcurrentWrites + Options.MaxConcurrentReads + Environment.ProcessorCount;
+        if (workers < needed)
+        {
+            ThreadPool.SetMinThreads(needed, completionPorts);
+        }
+
         try
         {
             _epoch = await PostgresSchema.MigrateAsync(_dataSource, cancellationToken);
