@@ -48,7 +48,7 @@ public static class TidingsServiceCollectionExtensions
         services.AddSingleton(queues);
         services.TryAddSingleton<JobService>();
         services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<TidingsOptions>>().Value);
-        services.TryAddSingleton(sp => new CollectionWriter(sp.GetRequiredService<ITidingsStore>(), sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(sp => new CollectionWriter(sp.GetRequiredService<ITidingsStore>(), sp.GetRequiredService<TimeProvider>(), registry));
 
         // The change stream: the store's source (replaceable, e.g. by a test that reorders it), one feed, one publisher.
         services.TryAddSingleton(sp => sp.GetRequiredService<ITidingsStore>().Changes);

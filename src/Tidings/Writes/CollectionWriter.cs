@@ -7,24 +7,172 @@ using Tidings.Storage;
 namespace Tidings.Writes;
 
 /// <summary>What a write needs to know about its caller.</summary>
-public sealed record WriteContext(System.Security.Claims.ClaimsPrincipal? User);
+/// <param name="User">The caller, whose access rules apply and whom stamps see.</param>
+/// <param name="Trusted">Server code acting for itself: access rules are skipped (schema, writable fields and stamps still apply).</param>
+public sealed record WriteContext(System.Security.Claims.ClaimsPrincipal? User, bool Trusted = false)
+{
+    /// <summary>Server code acting for itself (a hosted service, a job that already checked its requester).</summary>
+    public static readonly WriteContext Server = new(null, Trusted: true);
+}
+
+/// <summary>One write of a transaction: a create, an update (replace or merge patch) or a delete on a concrete path.</summary>
+public abstract record WriteRequest(string Path)
+{
+    public static WriteRequest Create(string path, JsonObject body) => new CreateRequest(path, body);
+
+    public static WriteRequest Update(string path, string id, JsonObject body, bool patch = true, long? expectedVersion = null) =>
+        new UpdateRequest(path, id, body, patch, expectedVersion);
+
+    public static WriteRequest Delete(string path, string id, long? expectedVersion = null) => new DeleteRequest(path, id, expectedVersion);
+
+    internal sealed record CreateRequest(string Path, JsonObject Body) : WriteRequest(Path);
+
+    internal sealed record UpdateRequest(string Path, string Id, JsonObject Body, bool Patch, long? ExpectedVersion) : WriteRequest(Path);
+
+    internal sealed record DeleteRequest(string Path, string Id, long? ExpectedVersion) : WriteRequest(Path);
+}
+
+/// <summary>The result of a transaction: every write's outcome when it committed, or the one that refused it all.</summary>
+/// <param name="Committed">True when every write was applied, atomically.</param>
+/// <param name="Outcomes">Each write's outcome when committed; otherwise only the refusing write's, at its index (the rest null).</param>
+public sealed record TransactionOutcome(bool Committed, IReadOnlyList<WriteOutcome?> Outcomes);
 
 /// <summary>
-/// Creates, replaces, patches and deletes records. REST and socket writes both come here, so the same
+/// Creates, replaces, patches and deletes records. REST, socket writes and server code all come here, so the same
 /// rules, validation and events apply whichever way a change arrives.
 /// </summary>
 /// <remarks>
-/// Rules run outside the store's transaction: schema, stamps and access are checked against the record as read,
-/// then the transaction only does what must be atomic — checks that the record is still at the version the
-/// rules saw, puts it and appends its change. A record that changed in between is checked again (a few times),
-/// or answered 412 when the caller named the version it expected: never overwritten silently.
+/// Two phases. First, outside the store's transaction, each write's schema, stamps and access rules are checked
+/// against the record as read (a plan). Then one transaction does only what must be atomic: every record is still at
+/// the version its plan saw, put or delete, append the change. A record that changed in between is planned again (a
+/// few times, then 409), or answered 412 when the caller named the version it expected: never overwritten silently.
+/// Several writes in one transaction commit together or not at all.
 /// </remarks>
-public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
+public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, CollectionRegistry registry)
 {
-    /// <summary>How often a write is re-checked when its record keeps changing under it, before it answers Conflict.</summary>
+    /// <summary>How often a write is planned again when its record keeps changing under it, before it answers Conflict.</summary>
     private const int Attempts = 5;
 
-    public Task<WriteOutcome> CreateAsync(CollectionTarget target, JsonObject body, WriteContext context, CancellationToken cancellationToken)
+    public async Task<WriteOutcome> CreateAsync(CollectionTarget target, JsonObject body, WriteContext context, CancellationToken cancellationToken)
+    {
+        var outcome = await SingleAsync(target, WriteRequest.Create(target.Path, body), context, cancellationToken);
+
+        // The repeat of an optimistic create; the caller may see it only if it may read it.
+        return outcome.Status == WriteStatus.AlreadyExists && !context.Trusted && !CanRead(target, context, Parse(outcome.Record!))
+            ? new WriteOutcome(WriteStatus.Forbidden)
+            : outcome;
+    }
+
+    /// <summary>PUT (<paramref name="patch"/> false: writable fields replaced) or PATCH (merge patch).</summary>
+    public Task<WriteOutcome> UpdateAsync(CollectionTarget target, string id, JsonObject body, long? expectedVersion, bool patch,
+        WriteContext context, CancellationToken cancellationToken) =>
+        SingleAsync(target, WriteRequest.Update(target.Path, id, body, patch, expectedVersion), context, cancellationToken);
+
+    public Task<WriteOutcome> DeleteAsync(CollectionTarget target, string id, long? expectedVersion, WriteContext context,
+        CancellationToken cancellationToken) =>
+        SingleAsync(target, WriteRequest.Delete(target.Path, id, expectedVersion), context, cancellationToken);
+
+    /// <summary>
+    /// Several writes, possibly on several collections, in one transaction: each checked like its REST call, then all
+    /// applied together (each its own change and event, in order) or none. For server code: a job moving a task from one
+    /// list to another, an endpoint that writes a record and its audit entry.
+    /// </summary>
+    public async Task<TransactionOutcome> TransactAsync(IReadOnlyList<WriteRequest> writes, WriteContext context, CancellationToken cancellationToken)
+    {
+        var targets = new CollectionTarget[writes.Count];
+        for (var i = 0; i < writes.Count; i++)
+        {
+            if (registry.Resolve(writes[i].Path) is not { } target)
+            {
+                return Refused(writes.Count, i, new WriteOutcome(WriteStatus.NotFound));
+            }
+
+            targets[i] = target;
+        }
+
+        return await RunAsync(targets, writes, context, cancellationToken);
+    }
+
+    private async Task<WriteOutcome> SingleAsync(CollectionTarget target, WriteRequest request, WriteContext context, CancellationToken cancellationToken)
+    {
+        var result = await RunAsync([target], [request], context, cancellationToken);
+        return result.Outcomes[0]!;
+    }
+
+    private async Task<TransactionOutcome> RunAsync(CollectionTarget[] targets, IReadOnlyList<WriteRequest> requests, WriteContext context,
+        CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < Attempts; attempt++)
+        {
+            var plans = new Plan[requests.Count];
+            for (var i = 0; i < requests.Count; i++)
+            {
+                plans[i] = await PlanAsync(targets[i], requests[i], context, cancellationToken);
+                if (plans[i] is Refusal refusal)
+                {
+                    return Refused(requests.Count, i, refusal.Outcome);
+                }
+            }
+
+            try
+            {
+                var outcomes = await store.WriteAsync(writer => plans.Select((plan, i) => Apply(writer, plan, i)).ToArray(), cancellationToken);
+                return new TransactionOutcome(true, outcomes);
+            }
+            catch (StaleRecordException stale)
+            {
+                // Someone else changed a record between the plan and the commit; nothing of this transaction is stored.
+                if (stale.Current is null)
+                {
+                    return Refused(requests.Count, stale.Index, new WriteOutcome(WriteStatus.NotFound));
+                }
+
+                if (requests[stale.Index] is WriteRequest.UpdateRequest { ExpectedVersion: not null } or WriteRequest.DeleteRequest { ExpectedVersion: not null })
+                {
+                    return Refused(requests.Count, stale.Index, new WriteOutcome(WriteStatus.VersionMismatch, stale.Current));
+                }
+            }
+        }
+
+        return Refused(requests.Count, 0, new WriteOutcome(WriteStatus.Conflict));
+    }
+
+    /// <summary>Outside the transaction: the write's rules against the record as read now.</summary>
+    private async Task<Plan> PlanAsync(CollectionTarget target, WriteRequest request, WriteContext context, CancellationToken cancellationToken)
+    {
+        if (target.Collection.Queue is not null)
+        {
+            return new Refusal(new WriteOutcome(WriteStatus.Forbidden)); // a queue's jobs change only through the job API
+        }
+
+        switch (request)
+        {
+            case WriteRequest.CreateRequest create:
+                return PlanCreate(target, create.Body, context);
+            case WriteRequest.UpdateRequest update:
+                {
+                    if (update.Body["id"] is { } bodyId && !(bodyId.GetValueKind() == JsonValueKind.String
+                        && Guid.TryParse(bodyId.GetValue<string>(), out var g) && g.ToString("D") == update.Id))
+                    {
+                        return new Refusal(WriteOutcome.Invalid("id", "'id' in the body must match the record's id."));
+                    }
+
+                    var current = await store.ReadAsync(r => r.Get(target.Path, update.Id), cancellationToken);
+                    return PlanUpdate(target, update, current, context);
+                }
+
+            case WriteRequest.DeleteRequest delete:
+                {
+                    var current = await store.ReadAsync(r => r.Get(target.Path, delete.Id), cancellationToken);
+                    return PlanDelete(target, delete, current, context);
+                }
+
+            default:
+                throw new ArgumentException($"Unknown write {request.GetType().Name}.", nameof(request));
+        }
+    }
+
+    private Plan PlanCreate(CollectionTarget target, JsonObject body, WriteContext context)
     {
         string id;
         if (body["id"] is { } suppliedId)
@@ -32,7 +180,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
             // Client-generated UUIDs make optimistic creates idempotent: a retry or echo creates nothing new.
             if (suppliedId.GetValueKind() != JsonValueKind.String || !Guid.TryParse(suppliedId.GetValue<string>(), out var parsed))
             {
-                return Task.FromResult(WriteOutcome.Invalid("id", "'id' must be a UUID string."));
+                return new Refusal(WriteOutcome.Invalid("id", "'id' must be a UUID string."));
             }
 
             id = parsed.ToString("D");
@@ -42,175 +190,127 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
             id = Guid.CreateVersion7(time.GetUtcNow()).ToString("D");
         }
 
-        var stampContext = new StampContext(context.User, target.RouteValues, null);
         var errors = new Dictionary<string, List<string>>();
-        var fields = RecordRules.Apply(target.Collection, body, null, RecordRules.Mode.Create, stampContext, errors);
-        var access = target.Collection.Access;
-        if (!access.Create.Allows(new AccessContext(context.User, target.RouteValues, WithId(id, fields))))
+        var fields = RecordRules.Apply(target.Collection, body, null, RecordRules.Mode.Create, new StampContext(context.User, target.RouteValues, null), errors);
+        if (!context.Trusted && !target.Collection.Access.Create.Allows(new AccessContext(context.User, target.RouteValues, WithId(id, fields))))
         {
-            return Task.FromResult(new WriteOutcome(WriteStatus.Forbidden));
+            return new Refusal(new WriteOutcome(WriteStatus.Forbidden));
         }
 
         if (errors.Count > 0)
         {
-            return Task.FromResult(Invalid(errors));
+            return new Refusal(Invalid(errors));
         }
 
-        return CommitCreateAsync(target, id, fields, context, cancellationToken);
-    }
-
-    private async Task<WriteOutcome> CommitCreateAsync(CollectionTarget target, string id, JsonObject fields, WriteContext context,
-        CancellationToken cancellationToken)
-    {
         var now = time.GetUtcNow();
-        var record = Compose(id, 1, fields, now, now);
-        var outcome = await store.WriteAsync(writer =>
-        {
-            if (writer.Get(target.Path, id) is { } existing)
-            {
-                return new WriteOutcome(WriteStatus.AlreadyExists, existing);
-            }
-
-            writer.Put(target.Path, record);
-            var change = writer.Append(target.Path, ChangeMethods.Post, record.Json);
-            return new WriteOutcome(WriteStatus.Created, record, Seq: change.Seq);
-        }, cancellationToken);
-
-        // The repeat of an optimistic create; the caller may see it only if it may read it.
-        return outcome.Status == WriteStatus.AlreadyExists && !CanRead(target, context, Parse(outcome.Record!))
-            ? new WriteOutcome(WriteStatus.Forbidden)
-            : outcome;
+        return new Put(target.Path, id, null, Compose(id, 1, fields, now, now), ChangeMethods.Post);
     }
 
-    /// <summary>PUT (<paramref name="patch"/> false: writable fields replaced) or PATCH (merge patch).</summary>
-    public async Task<WriteOutcome> UpdateAsync(CollectionTarget target, string id, JsonObject body, long? expectedVersion, bool patch,
-        WriteContext context, CancellationToken cancellationToken)
+    private Plan PlanUpdate(CollectionTarget target, WriteRequest.UpdateRequest update, StoredRecord? current, WriteContext context)
     {
-        if (body["id"] is { } bodyId && !(bodyId.GetValueKind() == JsonValueKind.String && Guid.TryParse(bodyId.GetValue<string>(), out var g) && g.ToString("D") == id))
+        if (current is null)
         {
-            return WriteOutcome.Invalid("id", "'id' in the body must match the record's id.");
+            return new Refusal(new WriteOutcome(WriteStatus.NotFound));
         }
 
-        for (var attempt = 0; attempt < Attempts; attempt++)
+        var existing = Parse(current);
+        var access = target.Collection.Access;
+        if (!context.Trusted && !CanRead(target, context, existing))
         {
-            if (await store.ReadAsync(r => r.Get(target.Path, id), cancellationToken) is not { } current)
-            {
-                return new WriteOutcome(WriteStatus.NotFound);
-            }
+            return new Refusal(new WriteOutcome(WriteStatus.NotFound)); // what one may not read, one cannot find
+        }
 
-            var existing = Parse(current);
-            var access = target.Collection.Access;
-            if (!CanRead(target, context, existing))
-            {
-                return new WriteOutcome(WriteStatus.NotFound); // what one may not read, one cannot find
-            }
+        if (update.ExpectedVersion is { } expected && expected != current.Version)
+        {
+            return new Refusal(new WriteOutcome(WriteStatus.VersionMismatch, current));
+        }
 
-            if (expectedVersion is { } expected && expected != current.Version)
-            {
-                return new WriteOutcome(WriteStatus.VersionMismatch, current);
-            }
+        var errors = new Dictionary<string, List<string>>();
+        var fields = RecordRules.Apply(target.Collection, update.Body, existing, update.Patch ? RecordRules.Mode.Patch : RecordRules.Mode.Replace,
+            new StampContext(context.User, target.RouteValues, existing), errors);
+        if (!context.Trusted && !access.Update.Allows(new AccessContext(context.User, target.RouteValues, WithId(update.Id, fields), existing)))
+        {
+            return new Refusal(new WriteOutcome(WriteStatus.Forbidden));
+        }
 
-            var errors = new Dictionary<string, List<string>>();
-            var stampContext = new StampContext(context.User, target.RouteValues, existing);
-            var fields = RecordRules.Apply(target.Collection, body, existing, patch ? RecordRules.Mode.Patch : RecordRules.Mode.Replace, stampContext, errors);
-            if (!access.Update.Allows(new AccessContext(context.User, target.RouteValues, WithId(id, fields), existing)))
-            {
-                return new WriteOutcome(WriteStatus.Forbidden);
-            }
+        if (errors.Count > 0)
+        {
+            return new Refusal(Invalid(errors));
+        }
 
-            if (errors.Count > 0)
-            {
-                return Invalid(errors);
-            }
+        var createdAt = existing["createdAt"]?.GetValue<DateTimeOffset>() ?? time.GetUtcNow();
+        return new Put(target.Path, update.Id, current, Compose(update.Id, current.Version + 1, fields, createdAt, time.GetUtcNow()), ChangeMethods.Put);
+    }
 
-            var createdAt = existing["createdAt"]?.GetValue<DateTimeOffset>() ?? time.GetUtcNow();
-            var record = Compose(id, current.Version + 1, fields, createdAt, time.GetUtcNow());
-            var outcome = await store.WriteAsync(writer =>
-            {
-                if (Changed(writer, target.Path, current) is { } changed)
+    private static Plan PlanDelete(CollectionTarget target, WriteRequest.DeleteRequest delete, StoredRecord? current, WriteContext context)
+    {
+        if (current is null)
+        {
+            return new Refusal(new WriteOutcome(WriteStatus.NotFound));
+        }
+
+        var existing = Parse(current);
+        if (!context.Trusted && !CanRead(target, context, existing))
+        {
+            return new Refusal(new WriteOutcome(WriteStatus.NotFound));
+        }
+
+        if (delete.ExpectedVersion is { } expected && expected != current.Version)
+        {
+            return new Refusal(new WriteOutcome(WriteStatus.VersionMismatch, current));
+        }
+
+        return !context.Trusted && !target.Collection.Access.Delete.Allows(new AccessContext(context.User, target.RouteValues, null, existing))
+            ? new Refusal(new WriteOutcome(WriteStatus.Forbidden))
+            : new Removal(target.Path, current);
+    }
+
+    /// <summary>Inside the transaction: the record is still the one planned against (else throw, undoing it all), then write.</summary>
+    private static WriteOutcome Apply(IStoreWriter writer, Plan plan, int index)
+    {
+        switch (plan)
+        {
+            case Put { CheckedAgainst: null } create:
+                if (writer.Get(create.Path, create.Id) is { } existing)
                 {
-                    return changed;
+                    return new WriteOutcome(WriteStatus.AlreadyExists, existing); // an idempotent repeat: nothing written
                 }
 
-                writer.Put(target.Path, record);
-                var change = writer.Append(target.Path, ChangeMethods.Put, record.Json, current.Json);
-                return new WriteOutcome(WriteStatus.Updated, record, Seq: change.Seq);
-            }, cancellationToken);
-            if (Settled(outcome, expectedVersion) is { } settled)
-            {
-                return settled;
-            }
+                writer.Put(create.Path, create.Record);
+                return new WriteOutcome(WriteStatus.Created, create.Record, Seq: writer.Append(create.Path, create.Method, create.Record.Json).Seq);
+            case Put update:
+                EnsureUnchanged(writer, update.Path, update.CheckedAgainst!, index);
+                writer.Put(update.Path, update.Record);
+                var changed = writer.Append(update.Path, update.Method, update.Record.Json, update.CheckedAgainst!.Json);
+                return new WriteOutcome(WriteStatus.Updated, update.Record, Seq: changed.Seq);
+            case Removal removal:
+                EnsureUnchanged(writer, removal.Path, removal.CheckedAgainst, index);
+                writer.Delete(removal.Path, removal.CheckedAgainst.Id);
+                var deleted = writer.Append(removal.Path, ChangeMethods.Delete, removal.CheckedAgainst.Json);
+                return new WriteOutcome(WriteStatus.Deleted, removal.CheckedAgainst, Seq: deleted.Seq);
+            default:
+                throw new InvalidOperationException("A refused write is never applied.");
         }
-
-        return new WriteOutcome(WriteStatus.Conflict);
     }
 
-    public async Task<WriteOutcome> DeleteAsync(CollectionTarget target, string id, long? expectedVersion, WriteContext context,
-        CancellationToken cancellationToken)
+    private static void EnsureUnchanged(IStoreWriter writer, string path, StoredRecord checkedAgainst, int index)
     {
-        for (var attempt = 0; attempt < Attempts; attempt++)
+        var now = writer.Get(path, checkedAgainst.Id);
+        if (now?.Version != checkedAgainst.Version)
         {
-            if (await store.ReadAsync(r => r.Get(target.Path, id), cancellationToken) is not { } current)
-            {
-                return new WriteOutcome(WriteStatus.NotFound);
-            }
-
-            var existing = Parse(current);
-            if (!CanRead(target, context, existing))
-            {
-                return new WriteOutcome(WriteStatus.NotFound);
-            }
-
-            if (expectedVersion is { } expected && expected != current.Version)
-            {
-                return new WriteOutcome(WriteStatus.VersionMismatch, current);
-            }
-
-            if (!target.Collection.Access.Delete.Allows(new AccessContext(context.User, target.RouteValues, null, existing)))
-            {
-                return new WriteOutcome(WriteStatus.Forbidden);
-            }
-
-            var outcome = await store.WriteAsync(writer =>
-            {
-                if (Changed(writer, target.Path, current) is { } changed)
-                {
-                    return changed;
-                }
-
-                writer.Delete(target.Path, current.Id);
-                var change = writer.Append(target.Path, ChangeMethods.Delete, current.Json);
-                return new WriteOutcome(WriteStatus.Deleted, current, Seq: change.Seq);
-            }, cancellationToken);
-            if (Settled(outcome, expectedVersion) is { } settled)
-            {
-                return settled;
-            }
+            throw new StaleRecordException(index, now);
         }
-
-        return new WriteOutcome(WriteStatus.Conflict);
     }
-
-    /// <summary>Inside the transaction: null when the record is still the one the rules were checked against.</summary>
-    private static WriteOutcome? Changed(IStoreWriter writer, string path, StoredRecord checkedAgainst) =>
-        writer.Get(path, checkedAgainst.Id) switch
-        {
-            null => new WriteOutcome(WriteStatus.NotFound),
-            { Version: var version } now when version != checkedAgainst.Version => new WriteOutcome(WriteStatus.Conflict, now),
-            _ => null,
-        };
-
-    /// <summary>The answer to give, or null to check the write again against the record as it is now.</summary>
-    private static WriteOutcome? Settled(WriteOutcome outcome, long? expectedVersion) => outcome.Status switch
-    {
-        // The caller named a version and the record has moved past it: that is theirs to resolve.
-        WriteStatus.Conflict when expectedVersion is not null => new WriteOutcome(WriteStatus.VersionMismatch, outcome.Record),
-        WriteStatus.Conflict => null,
-        _ => outcome,
-    };
 
     /// <summary>Normalizes a record id from a URL or body: a UUID in its canonical form, or null.</summary>
     public static string? NormalizeId(string? id) => Guid.TryParse(id, out var parsed) ? parsed.ToString("D") : null;
+
+    private static TransactionOutcome Refused(int count, int index, WriteOutcome outcome)
+    {
+        var outcomes = new WriteOutcome?[count];
+        outcomes[index] = outcome;
+        return new TransactionOutcome(false, outcomes);
+    }
 
     private static bool CanRead(CollectionTarget target, WriteContext context, JsonObject record) =>
         target.Collection.Access.CanRead(new AccessContext(context.User, target.RouteValues, record));
@@ -239,4 +339,21 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
 
     private static WriteOutcome Invalid(Dictionary<string, List<string>> errors) =>
         new(WriteStatus.Invalid, Errors: errors.ToDictionary(e => e.Key, e => e.Value.ToArray()));
+
+    /// <summary>What one write will do, decided outside the transaction.</summary>
+    private abstract record Plan;
+
+    private sealed record Refusal(WriteOutcome Outcome) : Plan;
+
+    /// <summary>A create (<see cref="CheckedAgainst"/> null) or an update of the record as it was when planned.</summary>
+    private sealed record Put(string Path, string Id, StoredRecord? CheckedAgainst, StoredRecord Record, string Method) : Plan;
+
+    private sealed record Removal(string Path, StoredRecord CheckedAgainst) : Plan;
+
+    /// <summary>Thrown inside the transaction to undo all of it: write <see cref="Index"/>'s record changed since it was planned.</summary>
+    private sealed class StaleRecordException(int index, StoredRecord? current) : Exception("A record changed between its check and its write.")
+    {
+        public int Index { get; } = index;
+        public StoredRecord? Current { get; } = current;
+    }
 }
