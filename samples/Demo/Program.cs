@@ -4,6 +4,9 @@ using Microsoft.AspNetCore.Authentication;
 using Tidings;
 using Tidings.Access;
 using Tidings.Identity;
+using Tidings.Jobs;
+using Tidings.Storage;
+using Tidings.Writes;
 using Tidings.Bayeux.Server;
 using Tidings.Postgres;
 using Tidings.Sqlite;
@@ -95,7 +98,23 @@ tidings
     .AddCollection("/api/users/{user}/notes", notes => notes
         .Schema("""{ "type": "object", "properties": { "text": { "type": "string", "maxLength": 10000 } }, "required": ["text"] }""")
         .Writable("text")
-        .Access(a => a.List(AccessRule.RouteUser("user")).Write(AccessRule.RouteUser("user"))));
+        .Access(a => a.List(AccessRule.RouteUser("user")).Write(AccessRule.RouteUser("user"))))
+    // Shipped tasks: written only by the ship worker (in one transaction with the task leaving the list).
+    .AddCollection("/api/users/{user}/shipped", shipped => shipped
+        .Schema(TaskSchema)
+        .Writable("title", "done", "task")
+        .Access(a => a.List(AccessRule.SignedIn)))
+    // Ship a task: the requester's own tasks only; everyone signed in sees their own jobs; the in-process ShipTask works it.
+    .AddQueue("ship", ship => ship
+        .Schema("""{ "type": "object", "properties": { "task": { "type": "string" } }, "required": ["task"], "additionalProperties": false }""")
+        .Access(a => a.List(AccessRule.SignedIn).Read(AccessRule.RecordUser("requestedBy"))
+            .Enqueue(AccessRule.SignedIn).Cancel(AccessRule.RecordUser("requestedBy")))
+        .MaxAttempts(3)
+        .Worker<ShipTask, ShipPayload>(concurrency: 2))
+    // Echo: any signed-in user enqueues any JSON object and works the queue over HTTP (samples/workers/echo-worker.mjs).
+    .AddQueue("echo", echo => echo
+        .Access(a => a.List(AccessRule.SignedIn).Enqueue(AccessRule.SignedIn).Cancel(AccessRule.RecordUser("requestedBy"))
+            .Work(AccessRule.SignedIn)));
 
 var app = builder.Build();
 app.UseDefaultFiles();
@@ -159,3 +178,40 @@ static string DemoSigningKey(string dataDirectory)
 }
 
 internal sealed record SignIn(string? Name);
+
+internal sealed record ShipPayload(string Task);
+
+/// <summary>
+/// Ships one of the requester's tasks: checks that the task exists and is theirs to ship, then — in one transaction —
+/// writes it to /api/users/{user}/shipped and removes it from /api/users/{user}/tasks. Both lists' subscribers see it
+/// leave one and arrive in the other; the job's subscribers see its progress and result.
+/// </summary>
+internal sealed class ShipTask(CollectionWriter writer, ITidingsStore store) : IJobWorker<ShipPayload>
+{
+    public async Task<JsonNode?> RunAsync(JobContext<ShipPayload> job, CancellationToken cancellationToken)
+    {
+        var user = job.RequestedBy ?? throw new InvalidOperationException("Only a signed-in user can ship a task.");
+        var tasks = $"/api/users/{user}/tasks";
+        await job.ReportProgressAsync(new JsonObject { ["step"] = "checking" });
+        var task = await store.ReadAsync(r => r.Get(tasks, job.Payload.Task), cancellationToken)
+            ?? throw new InvalidOperationException($"{user} has no task {job.Payload.Task}.");
+        var record = JsonNode.Parse(task.Json)!.AsObject();
+
+        await job.ReportProgressAsync(new JsonObject { ["step"] = "shipping" });
+        var moved = await writer.TransactAsync(
+        [
+            WriteRequest.Create($"/api/users/{user}/shipped", new JsonObject
+            {
+                ["title"] = record["title"]?.DeepClone(), ["done"] = true, ["task"] = task.Id,
+            }),
+            WriteRequest.Delete(tasks, task.Id, expectedVersion: task.Version),
+        ], WriteContext.Server, cancellationToken); // the list is the requester's own (checked above); "shipped" is the worker's to write
+        if (!moved.Committed)
+        {
+            var refusal = moved.Outcomes.First(o => o is not null)!;
+            throw new InvalidOperationException($"Shipping {job.Payload.Task} was refused: {refusal.Status}.");
+        }
+
+        return new JsonObject { ["shipped"] = moved.Outcomes[0]!.Record!.Id, ["title"] = record["title"]?.DeepClone() };
+    }
+}
