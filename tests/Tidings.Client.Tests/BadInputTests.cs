@@ -88,7 +88,7 @@ public sealed class BadInputTests
             """[{"channel": "/api/things", "data": {"method": "POST", "seq": 2, "body": {"id": "b", "version": 1}}}]""",
         ]);
 
-        await Eventually.UntilAsync(() => things.Seq == 2, "the event after the unknown one");
+        await Eventually.UntilAsync(() => things.Seq == 2 && things.Items.Count == 2, "the event after the unknown one");
         Assert.Equal(["a", "b"], things.Items.Select(i => (string)i["id"]!));
         await Eventually.UntilAsync(() =>
         {
