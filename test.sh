@@ -34,6 +34,7 @@ if [ -d tests/browser ] && [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
+# Before the .NET tests: the client tests' convergence test runs the JS client on tests/browser's faye.
 echo "== npm packages"
 for dir in "${node_suites[@]}"; do
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || { echo "npm ci failed in $dir" >&2; exit 2; }

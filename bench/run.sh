@@ -14,6 +14,10 @@
 #   SCENARIOS=crossnode bench/run.sh   plain Bayeux publishes across nodes (about 2 minutes): publishers on node A,
 #       subscribers on nodes B and C, rate stepped (CROSSNODE_RATES=100,250,…); delivered/s and publish → subscriber
 #       p99, beside the same with everything on one node (CROSSNODE_BACKENDS, default "postgres postgres3")
+#   SCENARIOS=client bench/run.sh   the .NET client (clients/dotnet) beside the load tool's lean client (under a minute;
+#       not in the default set): managed bytes of one live collection of 10,000 todos (CLIENT_ITEMS), and events/s one
+#       LiveCollection<T> applies while REST writers update the collection as fast as the server takes them, beside the
+#       lean client's count of the same stream (bench/ClientCost)
 #   BEFORE_REPO=/path/to/other/checkout SCENARIOS=store bench/run.sh   the same against that checkout's demo server
 #       too (built there; SQLite only), alternating with this one, and the two side by side (before / after)
 # PostgreSQL (only when a postgres backend is asked for; needs the Debian package, /usr/lib/postgresql/*/bin): one
@@ -86,6 +90,9 @@ fi
 echo "== build (Release)"
 dotnet build "$repo/samples/Demo" -c Release -nologo -clp:ErrorsOnly -v quiet
 dotnet build "$bench/LoadTool" -c Release -nologo -clp:ErrorsOnly -v quiet
+if wanted client; then
+  dotnet build "$bench/ClientCost" -c Release -nologo -clp:ErrorsOnly -v quiet
+fi
 if $comparing && targeted ceiling; then
   dotnet build "$bench/RawCeiling" -c Release -nologo -clp:ErrorsOnly -v quiet
 fi
@@ -102,6 +109,7 @@ demo="$repo/samples/Demo/bin/Release/net10.0/Tidings.Demo.dll"
 before_demo="$before_repo/samples/Demo/bin/Release/net10.0/Tidings.Demo.dll"
 ceiling="$bench/RawCeiling/bin/Release/net10.0/Tidings.Bench.RawCeiling.dll"
 loadtool="$bench/LoadTool/bin/Release/net10.0/Tidings.Bench.LoadTool.dll"
+clientcost="$bench/ClientCost/bin/Release/net10.0/Tidings.Bench.ClientCost.dll"
 # Receive loops are short: run socket completions inline instead of hopping to the thread pool. Not for the demo on
 # PostgreSQL (start_server): its store runs synchronous Npgsql calls inside async continuations, which then may run on
 # the socket engine's own thread, wait there for that thread, and stall every socket of the process (bench/RESULTS.md).
@@ -170,6 +178,7 @@ wait_listening() { # port name log
 
 server_pids=()
 ports=()
+server_extra=() # more settings for the demo server (the client scenario's limits)
 start_server() { # target [backend] → sets server_pids, ports (one per node), port (the first) and database
   local target=$1 backend=${2:-sqlite}
   server_pids=()
@@ -200,7 +209,7 @@ start_server() { # target [backend] → sets server_pids, ports (one per node), 
         "${runtime[@]}" dotnet "$dll" --urls "http://127.0.0.1:$port" --data "$data" --Logging:LogLevel:Default=Warning \
           --Tidings:PublishesPerSecond=10000000 --Tidings:PublishBurst=10000000 \
           --Tidings:RequestsPerSecond=10000000 --Tidings:RequestBurst=10000000 \
-          --Tidings:HandshakesPerSecond=10000000 --Tidings:HandshakeBurst=10000000 "${store[@]}" "${named[@]}" >"$log" 2>&1 &
+          --Tidings:HandshakesPerSecond=10000000 --Tidings:HandshakeBurst=10000000 "${store[@]}" "${named[@]}" "${server_extra[@]}" >"$log" 2>&1 &
         server_pids+=($!)
         started+=($!)
         # One node at a time: the first creates the sign-in key (and the schema) before the next starts.
@@ -314,6 +323,29 @@ if targeted tidings && wanted crossnode; then
   for backend in $crossnode_backends; do
     run tidings "$backend" crossnode "${crossnode[@]}"
   done
+fi
+if targeted tidings && wanted client; then
+  # One SNAPSHOT of every item: the snapshot, list and per-session queue limits raised to fit it.
+  client_items=${CLIENT_ITEMS:-10000}
+  server_extra=(--Tidings:MaxSnapshotItems=$((client_items * 2)) --Tidings:MaxListItems=$((client_items * 2))
+    --Bayeux:MaxQueuedBytes=$((client_items * 2000)))
+  start_server tidings sqlite
+  server_extra=()
+  echo "== tidings sqlite client (server pid ${server_pids[*]}, port $port)"
+  client_seconds=${CLIENT_SECONDS:-5}
+  if [ "${QUICK:-}" = 1 ]; then client_seconds=2; fi
+  {
+    echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); dotnet $(dotnet --version); $(date -u '+%Y-%m-%d %H:%M UTC')"
+    dotnet "$clientcost" --url "http://127.0.0.1:$port" --pid "${server_pids[0]}" --items "$client_items" \
+      --seconds "$client_seconds" --out "$out/client.jsonl" --timeout 150 ||
+      echo "   (client scenario reported a failure; see above)"
+  } | tee "$out/client-table.md"
+  stop_server
+  if [ ! -s "$results" ]; then
+    echo
+    echo "results: $out"
+    exit 0
+  fi
 fi
 
 {

@@ -5,8 +5,9 @@ using Tidings.Client.Tests.Support;
 namespace Tidings.Client.Tests;
 
 /// <summary>
-/// Invariant 3 from the client's side: several .NET clients (WebSocket, long-polling only, socket writes) writing at
-/// random through a proxy that cuts their connections, across a server restart, all end equal to the server's state.
+/// Invariant 3 from the client's side: several .NET clients (WebSocket, long-polling only, socket writes) and a JS client
+/// (clients/js on Node's faye client, a child process) writing at random through a proxy that cuts their connections,
+/// across a server restart, all end equal to the server's state, none having applied an event twice.
 /// </summary>
 public sealed class ConvergenceTests
 {
@@ -28,6 +29,7 @@ public sealed class ConvergenceTests
             o.WriteTimeout = TimeSpan.FromSeconds(20);
             return new TidingsClient(proxy.Address, o);
         }).ToArray();
+        JsCollectionClient? js = null;
         try
         {
             var recorders = new List<Recorder>();
@@ -36,6 +38,9 @@ public sealed class ConvergenceTests
                 recorders.Add(new Recorder(await client.CollectionAsync<JsonObject>(Todos)));
             }
 
+            // The JS client ends itself after 110 s at the latest (the test's limit is 120 s).
+            js = await JsCollectionClient.StartAsync(proxy.Address, Todos, seed: 2000, TimeSpan.FromSeconds(110));
+
             using var stop = new CancellationTokenSource();
             var writers = recorders.Select((r, i) => WriteAtRandomAsync(r.Collection, new Random(1000 + i), stop.Token)).ToList();
 
@@ -43,7 +48,8 @@ public sealed class ConvergenceTests
             var chaos = new Random(7);
             for (var round = 0; round < 6; round++)
             {
-                await Eventually.UntilAsync(() => recorders.All(r => r.Applied >= (round + 1) * 8), $"writes flowing (round {round})", TimeSpan.FromSeconds(30));
+                var least = (round + 1) * 8;
+                await Eventually.UntilAsync(() => recorders.All(r => r.Applied >= least) && js.Applied >= least, $"writes flowing (round {round})", TimeSpan.FromSeconds(30));
                 if (round == 3)
                 {
                     await server.RestartAsync();
@@ -56,6 +62,7 @@ public sealed class ConvergenceTests
 
             await stop.CancelAsync();
             await Task.WhenAll(writers);
+            var jsWrites = await js.StopWritingAsync();
 
             var (items, _) = await server.ListAsync(Todos);
             var expected = Canonical(items.Select(i => i!.AsObject()));
@@ -67,11 +74,26 @@ public sealed class ConvergenceTests
                 Assert.Empty(recorder.Problems);
             }
 
+            JsonObject jsState = null!;
+            await Eventually.UntilAsync(async () =>
+            {
+                jsState = await js.StateAsync();
+                return Canonical(jsState["items"]!.AsArray().Select(i => i!.AsObject())) == expected && jsState["pending"]!.AsArray().Count == 0;
+            }, "the JS client to equal the server", TimeSpan.FromSeconds(30));
+            Assert.Empty(jsState["problems"]!.AsArray());
+            Assert.Empty(jsState["errors"]!.AsArray());
+            Assert.True(jsWrites["creates"]!.GetValue<int>() > 0, "the JS client wrote: " + jsWrites.ToJsonString());
+
             Assert.True(proxy.Cuts > 0, "the proxy cut connections");
             Assert.True(items.Count > 0);
         }
         finally
         {
+            if (js is not null)
+            {
+                await js.DisposeAsync();
+            }
+
             foreach (var client in clients)
             {
                 await client.DisposeAsync();

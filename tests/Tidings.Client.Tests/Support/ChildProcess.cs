@@ -33,6 +33,7 @@ internal sealed partial class ChildProcess : IAsyncDisposable
                 }
             }
 
+            Line?.Invoke(e.Data);
             if (listening.Match(e.Data) is { Success: true } match)
             {
                 _listening.TrySetResult(new Uri(match.Groups["url"].Value));
@@ -47,6 +48,16 @@ internal sealed partial class ChildProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
+    /// <summary>Each line the process writes (stdout or stderr), as it comes.</summary>
+    public event Action<string>? Line;
+
+    /// <summary>Writes one line to the process's standard input (started with <c>stdin: true</c>).</summary>
+    public async Task SendLineAsync(string line)
+    {
+        await _process.StandardInput.WriteLineAsync(line);
+        await _process.StandardInput.FlushAsync();
+    }
+
     public string Output
     {
         get
@@ -59,10 +70,11 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     }
 
     public static async Task<(ChildProcess Process, Uri Address)> StartAsync(string fileName, IEnumerable<string> arguments, Regex listening,
-        string? workingDirectory = null, TimeSpan? patience = null)
+        string? workingDirectory = null, TimeSpan? patience = null, bool stdin = false)
     {
         var info = new ProcessStartInfo(fileName)
         {
+            RedirectStandardInput = stdin,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
