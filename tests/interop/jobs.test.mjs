@@ -65,6 +65,45 @@ describe('jobs', () => {
     }
   });
 
+  it('after a worker dies mid-job and the server is killed with kill -9, every job still finishes once it restarts', { timeout: 120_000 }, async () => {
+    const token = await signIn(server, 'cy');
+    const ids = [];
+    for (let i = 0; i < 12; i++) {
+      ids.push((await rest(server, token, 'POST', '/api/queues/echo/jobs', { payload: { i } })).json.id);
+    }
+
+    // A worker takes half of them under a 2 s lease and dies without a word (never finishes, never fails).
+    const taken = (await rest(server, token, 'POST', '/api/queues/echo/claim', { max: 6, leaseSeconds: 2 })).json.jobs;
+    assert.equal(taken.length, 6);
+
+    // The server dies too, at once (SIGKILL: no shutdown, no flush beyond what each commit already made durable).
+    const child = server.child;
+    child.kill('SIGKILL');
+    await child.exitedPromise;
+    server.child = null;
+    await server.start();
+
+    const worker = spawn(process.execPath, [WORKER, '--url', server.base, '--name', 'echo-bot-2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    worker.stdout.on('data', chunk => { output += chunk; });
+    worker.stderr.on('data', chunk => { output += chunk; });
+    try {
+      await waitFor(async () => {
+        const states = await Promise.all(ids.map(async id => (await rest(server, token, 'GET', `/api/queues/echo/jobs/${id}`)).json.state));
+        return states.every(state => state === 'succeeded');
+      }, { timeout: 60_000, interval: 250, message: 'every job to succeed after the crash' });
+    } finally {
+      worker.kill('SIGTERM');
+    }
+
+    const takenIds = new Set(taken.map(job => job.id));
+    for (const [i, id] of ids.entries()) {
+      const job = (await rest(server, token, 'GET', `/api/queues/echo/jobs/${id}`)).json;
+      assert.deepEqual(job.result, { i }, output);
+      assert.equal(job.attempts, takenIds.has(id) ? 2 : 1, `job ${i}: the dead worker's run counts as an attempt`);
+    }
+  });
+
   it('shipping a task moves it to the shipped list in one transaction, seen live with the job progress and result', async () => {
     const token = await signIn(server, 'bea');
     const task = (await rest(server, token, 'POST', '/api/users/bea/tasks', { title: 'ship me' })).json;
