@@ -115,6 +115,13 @@ internal static class PostgresSchema
         CREATE UNIQUE INDEX tidings_jobs_key ON tidings_jobs (queue, key) WHERE key IS NOT NULL AND state IN ('queued', 'running');
         CREATE TABLE tidings_job_schedules (name text PRIMARY KEY, due bigint NOT NULL);
         """,
+        // Sorted collections: a position key beside each record (ordinal collation, as the keys are made), and a MOVE's
+        // "after" in the log.
+        """
+        ALTER TABLE tidings_records ADD COLUMN rank text COLLATE "C";
+        CREATE INDEX tidings_records_rank ON tidings_records (path, rank, pos);
+        ALTER TABLE tidings_changes ADD COLUMN after text;
+        """,
     ];
 
     /// <summary>Creates or upgrades the schema; returns the log's epoch.</summary>

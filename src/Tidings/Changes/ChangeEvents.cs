@@ -20,6 +20,12 @@ public static class ChangeEvents
         writer.WriteString("method", change.Method);
         writer.WritePropertyName("body");
         writer.WriteRawValue(change.BodyJson, skipInputValidation: true);
+        if (change.Method == ChangeMethods.Move)
+        {
+            // The id the record now follows; null at the start. The body's position is what to sort by.
+            writer.WriteString("after", change.After);
+        }
+
         writer.WriteNumber("seq", change.Seq);
     });
 

@@ -24,8 +24,15 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
     /// <summary>How often a write is re-checked when its record keeps changing under it, before it answers Conflict.</summary>
     private const int Attempts = 5;
 
-    public Task<WriteOutcome> CreateAsync(CollectionTarget target, JsonObject body, WriteContext context, CancellationToken cancellationToken)
+    /// <param name="placement">Where the record goes in a sorted collection (null: at the end); must be null for an unsorted one.</param>
+    public Task<WriteOutcome> CreateAsync(CollectionTarget target, JsonObject body, WriteContext context, CancellationToken cancellationToken,
+        Placement? placement = null)
     {
+        if (placement is not null && !target.Collection.IsSorted)
+        {
+            return Task.FromResult(WriteOutcome.Invalid("position", "This collection is not sorted: a create cannot name a place."));
+        }
+
         string id;
         if (body["id"] is { } suppliedId)
         {
@@ -56,14 +63,18 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
             return Task.FromResult(Invalid(errors));
         }
 
-        return CommitCreateAsync(target, id, fields, context, cancellationToken);
+        return CommitCreateAsync(target, id, fields, context, target.Collection.IsSorted ? placement ?? Placement.End : null, cancellationToken);
     }
 
     private async Task<WriteOutcome> CommitCreateAsync(CollectionTarget target, string id, JsonObject fields, WriteContext context,
-        CancellationToken cancellationToken)
+        Placement? placement, CancellationToken cancellationToken)
     {
+        if (placement is { Anchor: { } anchor } && await AnchorProblemAsync(target, anchor, context, cancellationToken) is { } problem)
+        {
+            return problem;
+        }
+
         var now = time.GetUtcNow();
-        var record = Compose(id, 1, fields, now, now);
         var outcome = await store.WriteAsync(writer =>
         {
             if (writer.Get(target.Path, id) is { } existing)
@@ -71,6 +82,19 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
                 return new WriteOutcome(WriteStatus.AlreadyExists, existing);
             }
 
+            string? position = null;
+            if (placement is { } place)
+            {
+                writer.LockOrder(target.Path);
+                if (Place(writer, target.Path, place, id) is not ({ } key, _))
+                {
+                    return AnchorGone();
+                }
+
+                position = key;
+            }
+
+            var record = Compose(id, 1, fields, now, now, position);
             writer.Put(target.Path, record);
             var change = writer.Append(target.Path, ChangeMethods.Post, record.Json);
             return new WriteOutcome(WriteStatus.Created, record, Seq: change.Seq);
@@ -124,7 +148,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
             }
 
             var createdAt = existing["createdAt"]?.GetValue<DateTimeOffset>() ?? time.GetUtcNow();
-            var record = Compose(id, current.Version + 1, fields, createdAt, time.GetUtcNow());
+            var record = Compose(id, current.Version + 1, fields, createdAt, time.GetUtcNow(), current.Position);
             var outcome = await store.WriteAsync(writer =>
             {
                 if (Changed(writer, target.Path, current) is { } changed)
@@ -191,6 +215,126 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
         return new WriteOutcome(WriteStatus.Conflict);
     }
 
+    /// <summary>
+    /// Moves a record of a sorted collection (an update: the Update rule decides, with the record). It gets a new position
+    /// key between its new neighbours — no other record changes — and a <c>MOVE</c> change carrying the record as after
+    /// the move and the id it now follows.
+    /// </summary>
+    public async Task<WriteOutcome> MoveAsync(CollectionTarget target, string id, Placement placement, long? expectedVersion, WriteContext context,
+        CancellationToken cancellationToken)
+    {
+        if (!target.Collection.IsSorted)
+        {
+            return WriteOutcome.Invalid("position", "This collection is not sorted: its records cannot be moved.");
+        }
+
+        if (placement.Anchor == id)
+        {
+            return WriteOutcome.Invalid(placement.Kind == PlacementKind.Before ? "before" : "after", "A record cannot be placed next to itself.");
+        }
+
+        for (var attempt = 0; attempt < Attempts; attempt++)
+        {
+            if (await store.ReadAsync(r => r.Get(target.Path, id), cancellationToken) is not { } current)
+            {
+                return new WriteOutcome(WriteStatus.NotFound);
+            }
+
+            var existing = Parse(current);
+            if (!CanRead(target, context, existing))
+            {
+                return new WriteOutcome(WriteStatus.NotFound);
+            }
+
+            if (expectedVersion is { } expected && expected != current.Version)
+            {
+                return new WriteOutcome(WriteStatus.VersionMismatch, current);
+            }
+
+            if (!target.Collection.Access.Update.Allows(new AccessContext(context.User, target.RouteValues, existing, existing)))
+            {
+                return new WriteOutcome(WriteStatus.Forbidden);
+            }
+
+            if (placement.Anchor is { } anchor && await AnchorProblemAsync(target, anchor, context, cancellationToken) is { } problem)
+            {
+                return problem;
+            }
+
+            var fields = existing.DeepClone().AsObject();
+            foreach (var field in CollectionDefinition.ServerFields.Append(CollectionDefinition.PositionField))
+            {
+                fields.Remove(field);
+            }
+
+            var createdAt = existing["createdAt"]?.GetValue<DateTimeOffset>() ?? time.GetUtcNow();
+            var now = time.GetUtcNow();
+            var outcome = await store.WriteAsync(writer =>
+            {
+                writer.LockOrder(target.Path); // first: then the version check below sees any move committed meanwhile
+                if (Changed(writer, target.Path, current) is { } changed)
+                {
+                    return changed;
+                }
+
+                if (Place(writer, target.Path, placement, id) is not ({ } key, var follows))
+                {
+                    return AnchorGone();
+                }
+
+                var record = Compose(id, current.Version + 1, fields, createdAt, now, key);
+                writer.Put(target.Path, record);
+                var change = writer.Append(target.Path, ChangeMethods.Move, record.Json, current.Json, follows);
+                return new WriteOutcome(WriteStatus.Updated, record, Seq: change.Seq);
+            }, cancellationToken);
+            if (Settled(outcome, expectedVersion) is { } settled)
+            {
+                return settled;
+            }
+        }
+
+        return new WriteOutcome(WriteStatus.Conflict);
+    }
+
+    /// <summary>Before the transaction: the anchor of a placement must be a record the caller can read (else 422, saying no more).</summary>
+    private async Task<WriteOutcome?> AnchorProblemAsync(CollectionTarget target, string anchor, WriteContext context, CancellationToken cancellationToken)
+    {
+        var record = await store.ReadAsync(r => r.Get(target.Path, anchor), cancellationToken);
+        return record is not null && CanRead(target, context, Parse(record)) ? null : AnchorGone();
+    }
+
+    private static WriteOutcome AnchorGone() =>
+        WriteOutcome.Invalid("position", "The record to place it next to does not exist (or has no place in the order).");
+
+    /// <summary>
+    /// Inside the transaction (order locked): the key for <paramref name="placement"/> of record <paramref name="id"/>,
+    /// between its new neighbours, and the id it then follows; null key when the anchor is gone.
+    /// </summary>
+    private static (string? Key, string? Follows) Place(IStoreWriter writer, string path, Placement placement, string id)
+    {
+        switch (placement.Kind)
+        {
+        case PlacementKind.Start:
+            return (PositionKeys.Between(null, writer.NeighborPosition(path, null, after: true, id)?.Position), null);
+        case PlacementKind.End:
+            var last = writer.NeighborPosition(path, null, after: false, id);
+            return (PositionKeys.Between(last?.Position, null), last?.Id);
+        default:
+            if (writer.Get(path, placement.Anchor!) is not { Position: { } anchor })
+            {
+                return (null, null);
+            }
+
+            if (placement.Kind == PlacementKind.After)
+            {
+                return (PositionKeys.Between(anchor, writer.NeighborPosition(path, anchor, after: true, id)?.Position), placement.Anchor);
+            }
+
+            var before = writer.NeighborPosition(path, anchor, after: false, id);
+            return (PositionKeys.Between(before?.Position, anchor), before?.Id);
+        }
+    }
+
     /// <summary>Inside the transaction: null when the record is still the one the rules were checked against.</summary>
     private static WriteOutcome? Changed(IStoreWriter writer, string path, StoredRecord checkedAgainst) =>
         writer.Get(path, checkedAgainst.Id) switch
@@ -228,13 +372,19 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time)
         return record;
     }
 
-    private static StoredRecord Compose(string id, long version, JsonObject fields, DateTimeOffset createdAt, DateTimeOffset updatedAt)
+    private static StoredRecord Compose(string id, long version, JsonObject fields, DateTimeOffset createdAt, DateTimeOffset updatedAt,
+        string? position = null)
     {
         var record = WithId(id, fields);
         record["version"] = version;
         record["createdAt"] = createdAt;
         record["updatedAt"] = updatedAt;
-        return new StoredRecord(id, version, record.ToJsonString());
+        if (position is not null)
+        {
+            record[CollectionDefinition.PositionField] = position;
+        }
+
+        return new StoredRecord(id, version, record.ToJsonString(), position);
     }
 
     private static WriteOutcome Invalid(Dictionary<string, List<string>> errors) =>
