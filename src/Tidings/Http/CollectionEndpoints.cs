@@ -89,6 +89,11 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             {
                 w.WriteBoolean("truncated", true);
             }
+
+            if (collection.IsSorted)
+            {
+                w.WriteBoolean("sorted", true); // items in the collection's order; clients sort by "position"
+            }
         });
     }
 
