@@ -19,6 +19,8 @@ public class SortedCollectionTests : IAsyncLifetime
 
     private TidingsApp _app = null!;
 
+    private protected TidingsApp App => _app;
+
     public async Task InitializeAsync() => _app = await TidingsApp.StartAsync(declare: Declare, postgres: await PostgresAsync());
 
     /// <summary>A PostgreSQL database to run on instead of SQLite.</summary>
@@ -326,5 +328,33 @@ public class SortedCollectionTests : IAsyncLifetime
 /// <summary>Sorted collections on the PostgreSQL store.</summary>
 public sealed class PostgresSortedCollectionTests : SortedCollectionTests
 {
-    protected override async Task<string?> PostgresAsync() => await PostgresServer.Instance.CreateDatabaseAsync();
+    private string _database = null!;
+
+    protected override async Task<string?> PostgresAsync() => _database = await PostgresServer.Instance.CreateDatabaseAsync();
+
+    [Fact]
+    public async Task Writes_from_sql_keep_positions_and_a_create_goes_to_the_end()
+    {
+        var first = (await App.CreateAsync(Items, """{"title":"a"}"""))["id"]!.GetValue<string>();
+        await App.CreateAsync(Items, """{"title":"b"}""");
+        await App.PostAsync($"{Items}/{first}/move", """{"to":"end"}""");
+        var position = (await ReadJsonAsync(await App.Http.GetAsync($"{Items}/{first}")))["position"]!.GetValue<string>();
+
+        await using (var connection = new Npgsql.NpgsqlConnection(_database))
+        {
+            await connection.OpenAsync();
+            await using var put = new Npgsql.NpgsqlCommand(
+                $$"""SELECT tidings_write('{{Items}}', 'PUT', '{{first}}', '{"title": "a in sql", "position": "0001"}');""", connection);
+            await put.ExecuteScalarAsync();
+            await using var post = new Npgsql.NpgsqlCommand(
+                $$"""SELECT tidings_write('{{Items}}', 'POST', '{{Guid.NewGuid()}}', '{"title": "from sql"}');""", connection);
+            await post.ExecuteScalarAsync();
+        }
+
+        var items = (await App.ListAsync(Items)).Items;
+        Assert.Equal(["b", "a in sql", "from sql"], items.Select(i => i!["title"]!.GetValue<string>()));
+        Assert.Equal(position, items[1]!["position"]!.GetValue<string>());
+        var positions = items.Select(i => i!["position"]!.GetValue<string>()).ToList();
+        Assert.Equal(positions.Order(StringComparer.Ordinal), positions);
+    }
 }
