@@ -88,8 +88,10 @@ tidings
             .Create(AccessRule.SignedIn)
             .Update(AccessRule.RecordUser("user"))
             .Delete(AccessRule.RecordUser("user"))))
-    // Every signed-in user reads anyone's tasks; only {user} changes their own.
+    // Every signed-in user reads anyone's tasks; only {user} changes (and reorders) their own. A sorted feed:
+    // POST .../tasks/{id}/move {"before": id} | {"after": id} | {"to": "start" | "end"}.
     .AddCollection("/api/users/{user}/tasks", tasks => tasks
+        .Sorted()
         .Schema(TaskSchema)
         .Writable("title", "done")
         .Default("done", false)

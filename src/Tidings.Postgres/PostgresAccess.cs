@@ -14,22 +14,45 @@ internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransact
 
     public StoredRecord? Get(string path, string id)
     {
-        using var command = Command("SELECT id, version, json FROM tidings_records WHERE path = $1 AND id = $2;", path, id);
+        using var command = Command("SELECT id, version, json, rank FROM tidings_records WHERE path = $1 AND id = $2;", path, id);
         using var reader = command.ExecuteReader();
-        return reader.Read() ? new StoredRecord(reader.GetString(0), reader.GetInt64(1), reader.GetString(2)) : null;
+        return reader.Read() ? ReadRecord(reader) : null;
     }
 
     public IReadOnlyList<StoredRecord> List(string path, int limit)
     {
-        using var command = Command("SELECT id, version, json FROM tidings_records WHERE path = $1 ORDER BY pos LIMIT $2;", path, limit);
+        // rank is COLLATE "C": ordinal, as the keys are made. Records without a position first, then by creation.
+        using var command = Command("SELECT id, version, json, rank FROM tidings_records WHERE path = $1 ORDER BY rank NULLS FIRST, pos LIMIT $2;",
+            path, limit);
         using var reader = command.ExecuteReader();
         var records = new List<StoredRecord>();
         while (reader.Read())
         {
-            records.Add(new StoredRecord(reader.GetString(0), reader.GetInt64(1), reader.GetString(2)));
+            records.Add(ReadRecord(reader));
         }
 
         return records;
+    }
+
+    private static StoredRecord ReadRecord(NpgsqlDataReader reader) =>
+        new(reader.GetString(0), reader.GetInt64(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3));
+
+    public OrderNeighbor? NeighborPosition(string path, string? position, bool after, string? excludeId)
+    {
+        var comparison = after ? "($2::text IS NULL OR rank > $2)" : "($2::text IS NULL OR rank < $2)";
+        using var command = Command($"""
+            SELECT id, rank FROM tidings_records WHERE path = $1 AND rank IS NOT NULL AND {comparison} AND id IS DISTINCT FROM $3
+            ORDER BY rank {(after ? "ASC" : "DESC")} LIMIT 1;
+            """, path, (object?)position ?? DBNull.Value, (object?)excludeId ?? DBNull.Value);
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? new OrderNeighbor(reader.GetString(0), reader.GetString(1)) : null;
+    }
+
+    public void LockOrder(string path)
+    {
+        // Held until the transaction ends; taken before the channel's counter row, by every order-changing write.
+        using var command = Command("SELECT pg_advisory_xact_lock(hashtextextended('tidings_order:' || $1, 0));", path);
+        command.ExecuteNonQuery();
     }
 
     public ChannelPosition GetPosition(string path)
@@ -47,7 +70,7 @@ internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransact
     public IReadOnlyList<ChangeEntry> ChangesSince(string path, long since, long upTo, int max)
     {
         using var command = Command("""
-            SELECT seq, method, body, at, previous FROM tidings_changes
+            SELECT seq, method, body, at, previous, after FROM tidings_changes
             WHERE path = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4;
             """, path, since, upTo, max);
         using var reader = command.ExecuteReader();
@@ -63,9 +86,9 @@ internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransact
     public void Put(string path, StoredRecord record)
     {
         using var command = Command("""
-            INSERT INTO tidings_records (path, id, version, json) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (path, id) DO UPDATE SET version = excluded.version, json = excluded.json;
-            """, path, record.Id, record.Version, record.Json);
+            INSERT INTO tidings_records (path, id, version, json, rank) VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (path, id) DO UPDATE SET version = excluded.version, json = excluded.json, rank = excluded.rank;
+            """, path, record.Id, record.Version, record.Json, (object?)record.Position ?? DBNull.Value);
         command.ExecuteNonQuery();
     }
 
@@ -75,7 +98,7 @@ internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransact
         return command.ExecuteNonQuery() > 0;
     }
 
-    public ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null)
+    public ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null, string? after = null)
     {
         // The channel's row stays locked until this transaction ends: the next writer of the channel waits, so seqs
         // are contiguous and in commit order across every node. A rolled-back write gives its seq back.
@@ -86,8 +109,8 @@ internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransact
         var seq = (long)bump.ExecuteScalar()!;
         var at = time.GetUtcNow();
         using var insert = Command("""
-            INSERT INTO tidings_changes (path, seq, method, body, at, previous) VALUES ($1, $2, $3, $4, $5, $6);
-            """, path, seq, method, bodyJson, at.ToUnixTimeMilliseconds(), (object?)previousJson ?? DBNull.Value);
+            INSERT INTO tidings_changes (path, seq, method, body, at, previous, after) VALUES ($1, $2, $3, $4, $5, $6, $7);
+            """, path, seq, method, bodyJson, at.ToUnixTimeMilliseconds(), (object?)previousJson ?? DBNull.Value, (object?)after ?? DBNull.Value);
         insert.ExecuteNonQuery();
         if (seq > retainedChanges)
         {
@@ -95,13 +118,14 @@ internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransact
             trim.ExecuteNonQuery();
         }
 
-        return new ChangeEntry(path, seq, method, bodyJson, at, previousJson);
+        return new ChangeEntry(path, seq, method, bodyJson, at, previousJson, after);
     }
 
-    /// <summary>A change row read as <c>seq, method, body, at, previous</c> starting at column <paramref name="first"/>.</summary>
+    /// <summary>A change row read as <c>seq, method, body, at, previous, after</c> starting at column <paramref name="first"/>.</summary>
     internal static ChangeEntry ReadChange(NpgsqlDataReader reader, string path, int first) =>
         new(path, reader.GetInt64(first), reader.GetString(first + 1), reader.GetString(first + 2),
-            DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(first + 3)), reader.IsDBNull(first + 4) ? null : reader.GetString(first + 4));
+            DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(first + 3)), reader.IsDBNull(first + 4) ? null : reader.GetString(first + 4),
+            reader.IsDBNull(first + 5) ? null : reader.GetString(first + 5));
 
     internal NpgsqlCommand Command(string sql, params object[] parameters)
     {

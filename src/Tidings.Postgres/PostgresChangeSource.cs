@@ -98,7 +98,7 @@ internal sealed class PostgresChangeSource(PostgresStore store, TimeProvider tim
     {
         // One statement, one snapshot: the rows it returns are exactly those visible in the snapshot it returns.
         await using var command = source.CreateCommand("""
-            SELECT s.snap::text, c.path, c.seq, c.method, c.body, c.at, c.previous
+            SELECT s.snap::text, c.path, c.seq, c.method, c.body, c.at, c.previous, c.after
             FROM (SELECT pg_current_snapshot() AS snap) s
             LEFT JOIN tidings_changes c
               ON c.xid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(c.xid, $1::pg_snapshot)

@@ -115,6 +115,77 @@ internal static class PostgresSchema
         CREATE UNIQUE INDEX tidings_jobs_key ON tidings_jobs (queue, key) WHERE key IS NOT NULL AND state IN ('queued', 'running');
         CREATE TABLE tidings_job_schedules (name text PRIMARY KEY, due bigint NOT NULL);
         """,
+        // Sorted collections: a position key beside each record (ordinal collation, as the keys are made), a MOVE's
+        // "after" in the log, and tidings_write keeping positions (a PUT keeps the record's; a POST to a sorted collection
+        // goes at the end).
+        """
+        ALTER TABLE tidings_records ADD COLUMN rank text COLLATE "C";
+        CREATE INDEX tidings_records_rank ON tidings_records (path, rank, pos);
+        ALTER TABLE tidings_changes ADD COLUMN after text;
+        CREATE OR REPLACE FUNCTION tidings_write(p_path text, p_method text, p_id text, p_fields jsonb DEFAULT '{}'::jsonb)
+        RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE
+            v_now     timestamptz := clock_timestamp();
+            v_current tidings_records%ROWTYPE;
+            v_json    jsonb;
+            v_seq     bigint;
+            v_last    text;
+            v_rank    text;
+            v_digit   int;
+            c_digits  constant text := '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+        BEGIN
+            IF p_method NOT IN ('POST', 'PUT', 'DELETE') THEN
+                RAISE EXCEPTION 'tidings_write: method must be POST, PUT or DELETE, not %', p_method USING ERRCODE = '22023';
+            END IF;
+            IF p_method = 'POST' THEN
+                -- The order lock, as the server takes it (before the channel's row): a create in a sorted collection
+                -- (one whose records have positions) goes at the end, with a key after the last one.
+                PERFORM pg_advisory_xact_lock(hashtextextended('tidings_order:' || p_path, 0));
+            END IF;
+            SELECT * INTO v_current FROM tidings_records WHERE path = p_path AND id = p_id FOR UPDATE;
+            IF p_method = 'POST' AND FOUND THEN
+                RAISE EXCEPTION 'tidings_write: % already has a record %', p_path, p_id USING ERRCODE = '23505';
+            ELSIF p_method <> 'POST' AND NOT FOUND THEN
+                RAISE EXCEPTION 'tidings_write: % has no record %', p_path, p_id USING ERRCODE = 'P0002';
+            END IF;
+            IF p_method = 'POST' THEN
+                SELECT rank INTO v_last FROM tidings_records WHERE path = p_path AND rank IS NOT NULL ORDER BY rank DESC LIMIT 1;
+                IF v_last IS NOT NULL THEN
+                    FOR i IN 1 .. length(v_last) LOOP
+                        v_digit := strpos(c_digits, substr(v_last, i, 1)) - 1;
+                        IF v_digit < 61 THEN
+                            v_rank := substr(v_last, 1, i - 1) || substr(c_digits, v_digit + 2, 1);
+                            EXIT;
+                        END IF;
+                    END LOOP;
+                    v_rank := coalesce(v_rank, v_last || 'V');
+                END IF;
+            ELSE
+                v_rank := v_current.rank;
+            END IF;
+            INSERT INTO tidings_channels (path, seq) VALUES (p_path, 1)
+                ON CONFLICT (path) DO UPDATE SET seq = tidings_channels.seq + 1 RETURNING seq INTO v_seq;
+            IF p_method = 'DELETE' THEN
+                DELETE FROM tidings_records WHERE path = p_path AND id = p_id;
+                INSERT INTO tidings_changes (path, seq, method, body, at)
+                    VALUES (p_path, v_seq, 'DELETE', v_current.json, (extract(epoch FROM v_now) * 1000)::bigint);
+                RETURN v_seq;
+            END IF;
+            -- In a sorted collection "position" is the server's; elsewhere it is an ordinary field.
+            v_json := (CASE WHEN v_rank IS NOT NULL THEN p_fields - 'position' ELSE p_fields END - 'id' - 'version' - 'createdAt' - 'updatedAt')
+                || jsonb_build_object('id', p_id,
+                       'version', CASE WHEN p_method = 'POST' THEN 1 ELSE v_current.version + 1 END,
+                       'createdAt', CASE WHEN p_method = 'POST' THEN to_jsonb(v_now) ELSE (v_current.json::jsonb -> 'createdAt') END,
+                       'updatedAt', to_jsonb(v_now))
+                || CASE WHEN v_rank IS NOT NULL THEN jsonb_build_object('position', v_rank) ELSE '{}'::jsonb END;
+            INSERT INTO tidings_records (path, id, version, json, rank) VALUES (p_path, p_id, (v_json ->> 'version')::bigint, v_json::text, v_rank)
+                ON CONFLICT (path, id) DO UPDATE SET version = excluded.version, json = excluded.json;
+            INSERT INTO tidings_changes (path, seq, method, body, at, previous)
+                VALUES (p_path, v_seq, p_method, v_json::text, (extract(epoch FROM v_now) * 1000)::bigint,
+                        CASE WHEN p_method = 'PUT' THEN v_current.json END);
+            RETURN v_seq;
+        END $$;
+        """,
     ];
 
     /// <summary>Creates or upgrades the schema; returns the log's epoch.</summary>

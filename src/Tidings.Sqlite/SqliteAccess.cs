@@ -17,26 +17,49 @@ public sealed partial class SqliteStore
 
         public StoredRecord? Get(string path, string id)
         {
-            using var command = Command("SELECT id, version, json FROM records WHERE path = $path AND id = $id;");
+            using var command = Command("SELECT id, version, json, rank FROM records WHERE path = $path AND id = $id;");
             command.Parameters.AddWithValue("$path", path);
             command.Parameters.AddWithValue("$id", id);
             using var reader = command.ExecuteReader();
-            return reader.Read() ? new StoredRecord(reader.GetString(0), reader.GetInt64(1), reader.GetString(2)) : null;
+            return reader.Read() ? ReadRecord(reader) : null;
         }
 
         public IReadOnlyList<StoredRecord> List(string path, int limit)
         {
-            using var command = Command("SELECT id, version, json FROM records WHERE path = $path ORDER BY pos LIMIT $limit;");
+            // NULLs sort first in SQLite: records without a position (every record of an unsorted collection) by creation.
+            using var command = Command("SELECT id, version, json, rank FROM records WHERE path = $path ORDER BY rank, pos LIMIT $limit;");
             command.Parameters.AddWithValue("$path", path);
             command.Parameters.AddWithValue("$limit", limit);
             using var reader = command.ExecuteReader();
             var records = new List<StoredRecord>();
             while (reader.Read())
             {
-                records.Add(new StoredRecord(reader.GetString(0), reader.GetInt64(1), reader.GetString(2)));
+                records.Add(ReadRecord(reader));
             }
 
             return records;
+        }
+
+        private static StoredRecord ReadRecord(SqliteDataReader reader) =>
+            new(reader.GetString(0), reader.GetInt64(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3));
+
+        public OrderNeighbor? NeighborPosition(string path, string? position, bool after, string? excludeId)
+        {
+            var comparison = position is null ? "" : after ? "AND rank > $position" : "AND rank < $position";
+            using var command = Command($"""
+                SELECT id, rank FROM records WHERE path = $path AND rank IS NOT NULL {comparison} AND id IS NOT $exclude
+                ORDER BY rank {(after ? "ASC" : "DESC")} LIMIT 1;
+                """);
+            command.Parameters.AddWithValue("$path", path);
+            command.Parameters.AddWithValue("$position", (object?)position ?? DBNull.Value);
+            command.Parameters.AddWithValue("$exclude", (object?)excludeId ?? DBNull.Value);
+            using var reader = command.ExecuteReader();
+            return reader.Read() ? new OrderNeighbor(reader.GetString(0), reader.GetString(1)) : null;
+        }
+
+        public void LockOrder(string path)
+        {
+            // One writer loop: writes are serialized already.
         }
 
         public ChannelPosition GetPosition(string path)
@@ -56,7 +79,7 @@ public sealed partial class SqliteStore
         public IReadOnlyList<ChangeEntry> ChangesSince(string path, long since, long upTo, int max)
         {
             using var command = Command("""
-                SELECT seq, method, body, at, previous FROM changes
+                SELECT seq, method, body, at, previous, after FROM changes
                 WHERE path = $path AND seq > $since AND seq <= $upTo ORDER BY seq LIMIT $max;
                 """);
             command.Parameters.AddWithValue("$path", path);
@@ -68,7 +91,8 @@ public sealed partial class SqliteStore
             while (reader.Read())
             {
                 changes.Add(new ChangeEntry(path, reader.GetInt64(0), reader.GetString(1), reader.GetString(2),
-                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)), reader.IsDBNull(4) ? null : reader.GetString(4)));
+                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)), reader.IsDBNull(4) ? null : reader.GetString(4),
+                    reader.IsDBNull(5) ? null : reader.GetString(5)));
             }
 
             return changes;
@@ -77,9 +101,10 @@ public sealed partial class SqliteStore
         public void Put(string path, StoredRecord record)
         {
             using var command = Command("""
-                INSERT INTO records (path, id, version, json) VALUES ($path, $id, $version, $json)
-                ON CONFLICT (path, id) DO UPDATE SET version = excluded.version, json = excluded.json;
+                INSERT INTO records (path, id, version, json, rank) VALUES ($path, $id, $version, $json, $rank)
+                ON CONFLICT (path, id) DO UPDATE SET version = excluded.version, json = excluded.json, rank = excluded.rank;
                 """);
+            command.Parameters.AddWithValue("$rank", (object?)record.Position ?? DBNull.Value);
             command.Parameters.AddWithValue("$path", path);
             command.Parameters.AddWithValue("$id", record.Id);
             command.Parameters.AddWithValue("$version", record.Version);
@@ -95,7 +120,7 @@ public sealed partial class SqliteStore
             return command.ExecuteNonQuery() > 0;
         }
 
-        public ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null)
+        public ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null, string? after = null)
         {
             using var bump = Command("""
                 INSERT INTO channels (path, seq) VALUES ($path, 1)
@@ -107,7 +132,8 @@ public sealed partial class SqliteStore
             store._changes.NoteAppended(path, seq);
             var at = store._time.GetUtcNow();
 
-            using var insert = Command("INSERT INTO changes (path, seq, method, body, at, previous) VALUES ($path, $seq, $method, $body, $at, $previous);");
+            using var insert = Command("INSERT INTO changes (path, seq, method, body, at, previous, after) VALUES ($path, $seq, $method, $body, $at, $previous, $after);");
+            insert.Parameters.AddWithValue("$after", (object?)after ?? DBNull.Value);
             insert.Parameters.AddWithValue("$previous", (object?)previousJson ?? DBNull.Value);
             insert.Parameters.AddWithValue("$path", path);
             insert.Parameters.AddWithValue("$seq", seq);
@@ -125,7 +151,7 @@ public sealed partial class SqliteStore
                 trim.ExecuteNonQuery();
             }
 
-            var entry = new ChangeEntry(path, seq, method, bodyJson, at, previousJson);
+            var entry = new ChangeEntry(path, seq, method, bodyJson, at, previousJson, after);
             Appended.Add(entry);
             return entry;
         }

@@ -21,6 +21,7 @@ internal static class SqliteSchema
             id      TEXT NOT NULL,
             version INTEGER NOT NULL,
             json    TEXT NOT NULL,
+            rank    TEXT,                               -- position key in a sorted collection (see Migrate)
             UNIQUE (path, id)
         );
         CREATE TABLE IF NOT EXISTS channels (
@@ -34,6 +35,7 @@ internal static class SqliteSchema
             body   TEXT NOT NULL,
             at     INTEGER NOT NULL,  -- unix milliseconds
             previous TEXT,            -- the record before an update (authorization of removals)
+            after  TEXT,              -- MOVE: the id the record now follows (see Migrate)
             PRIMARY KEY (path, seq)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS changes_at ON changes (at);
@@ -56,6 +58,27 @@ internal static class SqliteSchema
         CREATE TABLE IF NOT EXISTS job_schedules (name TEXT PRIMARY KEY, due INTEGER NOT NULL) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS records_path ON records (path, pos);
         """;
+
+    /// <summary>
+    /// Brings a database file made by an earlier version up to this layout; idempotent (CREATE TABLE IF NOT EXISTS leaves
+    /// an existing table as it was, so a column added later is added here when it is missing).
+    /// </summary>
+    public static void Migrate(SqliteConnection connection)
+    {
+        AddColumnIfMissing(connection, "records", "rank", "TEXT");
+        AddColumnIfMissing(connection, "changes", "after", "TEXT");
+        SqliteStore.Execute(connection, "CREATE INDEX IF NOT EXISTS records_rank ON records (path, rank, pos);");
+    }
+
+    private static void AddColumnIfMissing(SqliteConnection connection, string table, string column, string type)
+    {
+        using var check = connection.CreateCommand();
+        check.CommandText = $"SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}';";
+        if ((long)check.ExecuteScalar()! == 0)
+        {
+            SqliteStore.Execute(connection, $"ALTER TABLE {table} ADD COLUMN {column} {type};");
+        }
+    }
 
     /// <summary>Reads the log's epoch, creating it with the database: a new file is a new log.</summary>
     public static string EnsureEpoch(SqliteConnection connection)

@@ -81,6 +81,7 @@ public sealed partial class SqliteStore : ITidingsStore
         await connection.OpenAsync(cancellationToken);
         Execute(connection, SqliteSchema.Pragmas);
         Execute(connection, SqliteSchema.Create);
+        SqliteSchema.Migrate(connection);
         _epoch = SqliteSchema.EnsureEpoch(connection);
         _writeConnection = connection;
         _loop = Task.Run(WriterLoop, CancellationToken.None);

@@ -5,7 +5,9 @@
  *     const todos = new Todos();
  *     todos.fetch();            // the live snapshot; afterwards remote changes arrive by themselves
  *
- * Remote changes become ordinary `add`, `change` and `remove` events (with `options.live === true`).
+ * Remote changes become ordinary `add`, `change` and `remove` events (with `options.live === true`). A sorted
+ * collection is kept in the server's order (comparator `position` unless the app set one; `sort` events) and
+ * has `move(id, {before | after | to})`.
  * Models in a LiveCollection save and destroy through the live core — optimistic, reconciled, never
  * duplicated — even when their class is a plain `Backbone.Model`, so the app's model stays as it is.
  */
@@ -80,11 +82,18 @@ export function liveBackbone(Backbone, { client } = {}) {
       const live = tidings.collection(resultOf(this, 'url'));
       this.live = live;
       const remote = { merge: true, live: true };
+      // A sorted collection keeps the server's order: without a comparator of its own, sort by `position`
+      // (Backbone then sorts again, with a `sort` event, whenever a record's position changes).
+      const adoptOrder = () => {
+        if (live.sorted && !this.comparator) this.comparator = 'position';
+      };
+      this._adoptOrder = adoptOrder;
       this._liveOff = [
         live.on('add', (record) => this.add(record, remote)),
         live.on('change', (record) => this.add(record, remote)),
         live.on('remove', (record) => this.remove(record.id, { live: true })),
         live.on('reset', (items) => {
+          adoptOrder();
           if (this._liveFetches > 0) return; // fetch() applies it, as Backbone's fetch does
           this.set(items, { ...remote, remove: true });
         }),
@@ -95,8 +104,24 @@ export function liveBackbone(Backbone, { client } = {}) {
           if (error.operation === 'subscribe' && !live.loaded && this.live === live) this.closeLive();
         }),
       ];
-      if (live.loaded) this.set(live.toArray(), { ...remote, remove: true });
+      if (live.loaded) {
+        adoptOrder();
+        this.set(live.toArray(), { ...remote, remove: true });
+      }
       return live;
+    },
+
+    /**
+     * Moves a record of a sorted collection — `{before: idOrModel}`, `{after: idOrModel}` or `{to: 'start' | 'end'}` —
+     * at once (a `sort` event), and back again if the server refuses (an `error` on the core, `live:error` here).
+     * @returns {Promise<object>} the server's record
+     */
+    move(idOrModel, place) {
+      const idOf = (value) => (value instanceof Backbone.Model ? value.id : value);
+      const placement = { ...place };
+      if (placement.before !== undefined) placement.before = idOf(placement.before);
+      if (placement.after !== undefined) placement.after = idOf(placement.after);
+      return this.openLive().move(idOf(idOrModel), placement);
     },
 
     /** Stops following the server. */
@@ -125,7 +150,10 @@ export function liveBackbone(Backbone, { client } = {}) {
         offError = live.on('error', (error) => {
           if (error.operation === 'subscribe' && !live.loaded) settle(reject, error);
         });
-        live.ready.then(() => settle(resolve, live.toArray()));
+        live.ready.then(() => {
+          this._adoptOrder?.();
+          settle(resolve, live.toArray());
+        });
       });
       this.trigger('request', this, promise, options);
       // As Backbone.sync does: options.error, which Backbone's fetch turns into the 'error' event.

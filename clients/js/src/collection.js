@@ -1,6 +1,7 @@
 import { Emitter } from './emitter.js';
 import { TidingsError } from './errors.js';
 import { uuid } from './uuid.js';
+import { byPosition, positionBetween } from './position.js';
 
 const TOMBSTONES = 10_000;
 /** Default of `maxHeld`: events past a gap held while the gap is filled. */
@@ -31,6 +32,8 @@ export class LiveCollection extends Emitter {
   seq = null;
   /** The server's log identity; a different epoch means the history was replaced: reload. */
   epoch = null;
+  /** True for a sorted collection (the server says so with its snapshot): `toArray()` is in its order. */
+  sorted = false;
 
   /** @type {Map<string, object>} */
   #confirmed = new Map();
@@ -119,10 +122,14 @@ export class LiveCollection extends Emitter {
     return this.items.size;
   }
 
-  /** The visible records, ordered by `comparator` when one was given, else in arrival order. */
+  /**
+   * The visible records, ordered by `comparator` when one was given, else — in a sorted collection — by `position`
+   * (the server's order, with optimistic moves shown at once), else in arrival order.
+   */
   toArray() {
     const list = [...this.items.values()];
-    return this.comparator ? list.sort(this.comparator) : list;
+    if (this.comparator) return list.sort(this.comparator);
+    return this.sorted ? list.sort(byPosition) : list;
   }
 
   /** Ids of records with writes not yet answered. */
@@ -141,14 +148,66 @@ export class LiveCollection extends Emitter {
    * @param {object} attrs
    * @returns {Promise<object>}
    */
-  create(attrs) {
+  create(attrs, place) {
     const id = attrs.id ?? uuid();
     const body = { ...attrs, id };
+    const placement = place === undefined ? null : placementOf(place);
     const op = { kind: 'create', attrs: body };
+    if (this.sorted) {
+      // Shown at once where it will go (at the end unless placed); the server's position replaces this one.
+      const position = this.#localPosition(id, placement ?? { to: 'end' });
+      op.attrs = { ...body, ...(position ? { position } : {}) };
+    }
     return this.#write(id, op, 'create', async () => {
-      if (this.writes === 'socket') return (await this.client.publishWrite(this.path, { method: 'POST', body }, { operation: 'create', id })).record;
-      return (await this.client.request('POST', this.path, { body, operation: 'create', id })).body;
+      if (this.writes === 'socket') {
+        return (await this.client.publishWrite(this.path, { method: 'POST', body, ...(placement ?? {}) }, { operation: 'create', id })).record;
+      }
+      const query = placement ? `?${new URLSearchParams(placement)}` : '';
+      return (await this.client.request('POST', this.path + query, { body, operation: 'create', id })).body;
     });
+  }
+
+  /**
+   * Moves a record of a sorted collection: `{before: id}`, `{after: id}` or `{to: 'start' | 'end'}`. It moves in
+   * `toArray()` at once (a `change` event: its `position` changed); the promise resolves with the server's record,
+   * or rejects — and the record goes back where it was — when the server refuses the move.
+   * @param {string} id
+   * @param {{before?: string, after?: string, to?: 'start' | 'end'}} place
+   * @returns {Promise<object>}
+   */
+  move(id, place) {
+    let placement;
+    try {
+      placement = placementOf(place);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const position = this.#localPosition(id, placement);
+    const op = { kind: 'update', attrs: position ? { position } : {}, replace: false };
+    return this.#write(id, op, 'move', async () => {
+      if (this.writes === 'socket') {
+        return (await this.client.publishWrite(this.path, { method: 'MOVE', body: { id }, ...placement }, { operation: 'move', id })).record;
+      }
+      return (await this.client.request('POST', `${this.path}/${encodeURIComponent(id)}/move`, { body: placement, operation: 'move', id })).body;
+    });
+  }
+
+  /** A position key for `id` placed as asked among what is shown now (null when the anchor is not shown). */
+  #localPosition(id, placement) {
+    const order = [...this.items.values()].filter((r) => r.id !== id).sort(byPosition);
+    let at;
+    if (placement.to === 'start') at = 0;
+    else if (placement.to === 'end') at = order.length;
+    else {
+      const anchor = order.findIndex((r) => r.id === (placement.before ?? placement.after));
+      if (anchor < 0) return null;
+      at = placement.before !== undefined ? anchor : anchor + 1;
+    }
+    try {
+      return positionBetween(order[at - 1]?.position ?? null, order[at]?.position ?? null);
+    } catch {
+      return null; // neighbours without keys yet (or equal ones): wait for the server's
+    }
   }
 
   /**
@@ -162,7 +221,7 @@ export class LiveCollection extends Emitter {
    */
   update(id, attrs, { replace = false, version } = {}) {
     const expected = version === true ? this.#confirmed.get(id)?.version : version;
-    const op = { kind: 'update', attrs: stripServerFields(attrs), replace };
+    const op = { kind: 'update', attrs: stripServerFields(attrs, this.sorted), replace };
     const method = replace ? 'PUT' : 'PATCH';
     return this.#write(id, op, 'update', async () => {
       if (this.writes === 'socket') {
@@ -277,6 +336,7 @@ export class LiveCollection extends Emitter {
     if (this.#closed || !data || typeof data !== 'object') return;
     switch (data.method) {
       case 'SNAPSHOT':
+        if (data.sorted === true) this.sorted = true;
         this.#resetTo(data.items ?? [], data.seq, data.epoch, data.truncated === true);
         return;
       case 'RESET':
@@ -326,6 +386,7 @@ export class LiveCollection extends Emitter {
 
   #apply(event) {
     this.seq = event.seq;
+    // MOVE: the body is the record as after the move; its new `position` is what orders it.
     // SKIP: a change this client may not see; it only keeps seq contiguous.
     if (event.method === 'SKIP') return;
     const body = event.body ?? {};
@@ -406,6 +467,7 @@ export class LiveCollection extends Emitter {
             this.#reloadWanted = false;
             this.#catchUpWanted = false;
             const { body } = await this.client.request('GET', this.path, { operation: 'load' });
+            if (body.sorted === true) this.sorted = true;
             // Events that arrived meanwhile are held; #resetTo drops those the snapshot covers.
             if (this.seq === null || body.seq >= this.seq || body.epoch !== this.epoch) {
               this.seq = null;
@@ -490,10 +552,22 @@ export class LiveCollection extends Emitter {
 const DELETED = Symbol('deleted');
 const SERVER_FIELDS = ['id', 'version', 'createdAt', 'updatedAt'];
 
-function stripServerFields(attrs) {
+function stripServerFields(attrs, sorted) {
   const copy = { ...attrs };
   for (const field of SERVER_FIELDS) delete copy[field];
+  if (sorted) delete copy.position; // the server's: changed only by move()
   return copy;
+}
+
+/** `{before: id} | {after: id} | {to: 'start' | 'end'}`, exactly one. */
+function placementOf(place) {
+  const keys = Object.keys(place ?? {}).filter((k) => place[k] !== undefined);
+  const [key] = keys;
+  const valid = keys.length === 1
+    && ((key === 'to' && (place.to === 'start' || place.to === 'end'))
+      || ((key === 'before' || key === 'after') && typeof place[key] === 'string'));
+  if (!valid) throw new TypeError("place a record with exactly one of {before: id}, {after: id}, {to: 'start' | 'end'}");
+  return { [key]: place[key] };
 }
 
 /** True when `a` is a later version of the record than `b`. */

@@ -11,6 +11,8 @@ export interface LiveCollectionInstance {
   live: Core | null;
   openLive(): Core;
   closeLive(): void;
+  /** Moves a record of a sorted collection (ids or models); a `sort` event at once, and back if refused. */
+  move(idOrModel: any, place: { before: any } | { after: any } | { to: 'start' | 'end' }): Promise<any>;
   [key: string]: any;
 }
 

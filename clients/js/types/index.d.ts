@@ -6,8 +6,13 @@ export interface TidingsRecord {
   version?: number;
   createdAt?: string;
   updatedAt?: string;
+  /** In a sorted collection: the record's position key (server-owned; records sort by it as plain strings). */
+  position?: string;
   [field: string]: unknown;
 }
+
+/** Where a record of a sorted collection goes. */
+export type Placement = { before: string } | { after: string } | { to: 'start' | 'end' };
 
 export interface ClientOptions {
   /** Server origin, e.g. `http://127.0.0.1:5080`. Default: the page's origin. */
@@ -79,6 +84,8 @@ export class LiveCollection<T extends TidingsRecord = TidingsRecord> extends Emi
   loaded: boolean;
   /** The last snapshot or list was cut by a server limit: `items` is only part of the collection. */
   truncated: boolean;
+  /** A sorted collection (the server said so): `toArray()` is in its order, by `position`. */
+  sorted: boolean;
   /** Resolves once the first snapshot has been applied. */
   readonly ready: Promise<void>;
   readonly size: number;
@@ -87,7 +94,10 @@ export class LiveCollection<T extends TidingsRecord = TidingsRecord> extends Emi
 
   get(id: string): T | undefined;
   toArray(): T[];
-  create(attrs: Partial<T>): Promise<T>;
+  /** `place`: only in a sorted collection (default: at the end). */
+  create(attrs: Partial<T>, place?: Placement): Promise<T>;
+  /** Moves a record of a sorted collection; shown at once, put back if the server refuses. */
+  move(id: string, place: Placement): Promise<T>;
   update(id: string, attrs: Partial<T>, options?: { replace?: boolean; version?: number | true }): Promise<T>;
   remove(id: string, options?: { version?: number | true }): Promise<void>;
   catchUp(): void;

@@ -100,7 +100,8 @@ internal sealed class CatchUpSubscriptions(BayeuxServer bayeux, CollectionRegist
             fitting++;
         }
 
-        var snapshot = ChangeEvents.SnapshotOf(fitting < items.Count ? [.. items.Take(fitting)] : items, seq, reader.Epoch, truncated);
+        var snapshot = ChangeEvents.SnapshotOf(fitting < items.Count ? [.. items.Take(fitting)] : items, seq, reader.Epoch, truncated,
+            target.Collection.IsSorted);
         return new JoinRead([Delivery.CreateRaw(pattern, snapshot)], seq, reader.Epoch);
     }
 

@@ -20,11 +20,18 @@ public static class ChangeEvents
         writer.WriteString("method", change.Method);
         writer.WritePropertyName("body");
         writer.WriteRawValue(change.BodyJson, skipInputValidation: true);
+        if (change.Method == ChangeMethods.Move)
+        {
+            // The id the record now follows; null at the start. The body's position is what to sort by.
+            writer.WriteString("after", change.After);
+        }
+
         writer.WriteNumber("seq", change.Seq);
     });
 
     /// <summary>The initial state; <paramref name="truncated"/> marks one cut at <c>Tidings:MaxSnapshotItems</c>.</summary>
-    public static byte[] SnapshotOf(IReadOnlyList<StoredRecord> items, long seq, string epoch, bool truncated = false) => Write(writer =>
+    /// <param name="sorted">The collection is sorted: items come in its order, and clients sort by <c>position</c>.</param>
+    public static byte[] SnapshotOf(IReadOnlyList<StoredRecord> items, long seq, string epoch, bool truncated = false, bool sorted = false) => Write(writer =>
     {
         writer.WriteString("method", Snapshot);
         writer.WriteStartArray("items");
@@ -39,6 +46,11 @@ public static class ChangeEvents
         if (truncated)
         {
             writer.WriteBoolean("truncated", true);
+        }
+
+        if (sorted)
+        {
+            writer.WriteBoolean("sorted", true);
         }
     });
 

@@ -62,7 +62,8 @@ internal sealed class ChangeFilter : IDeliveryFilter
             return ChangeVisibility.Full;
         }
 
-        if (_change.Method == ChangeMethods.Put && _change.PreviousJson is { } previousJson)
+        // A MOVE is an update too: a record that just left the recipient's view is removed, like after a PUT.
+        if (_change.Method is ChangeMethods.Put or ChangeMethods.Move && _change.PreviousJson is { } previousJson)
         {
             _previous ??= JsonNode.Parse(previousJson)!.AsObject();
             if (_access.Read.Allows(new AccessContext(user, _routeValues, _previous)))

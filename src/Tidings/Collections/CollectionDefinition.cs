@@ -22,8 +22,9 @@ public sealed class CollectionDefinition
     public static readonly IReadOnlySet<string> ServerFields = new HashSet<string>(StringComparer.Ordinal) { "id", "version", "createdAt", "updatedAt" };
 
     internal CollectionDefinition(RouteTemplate route, JsonSchema schema, string schemaJson, IReadOnlySet<string> writable,
-        IReadOnlyDictionary<string, JsonNode?> defaults, IReadOnlyDictionary<string, FieldStamp> stamps, CollectionAccess access)
+        IReadOnlyDictionary<string, JsonNode?> defaults, IReadOnlyDictionary<string, FieldStamp> stamps, CollectionAccess access, bool sorted = false)
     {
+        IsSorted = sorted;
         Access = access;
         Route = route;
         Schema = schema;
@@ -39,6 +40,15 @@ public sealed class CollectionDefinition
     public IReadOnlySet<string> Writable { get; }
     public IReadOnlyDictionary<string, JsonNode?> Defaults { get; }
     public IReadOnlyDictionary<string, FieldStamp> Stamps { get; }
+
+    /// <summary>The server-owned field that holds a sorted collection's position key.</summary>
+    public const string PositionField = "position";
+
+    /// <summary>Declared <c>.Sorted()</c>: records keep an order (a <see cref="PositionField"/> key each) and can be moved.</summary>
+    public bool IsSorted { get; }
+
+    /// <summary>Fields only the server sets in this collection: <see cref="ServerFields"/>, and <c>position</c> when sorted.</summary>
+    public bool IsServerField(string name) => ServerFields.Contains(name) || (IsSorted && name == PositionField);
 
     /// <summary>Who may list, read, create, update and delete; evaluated on every path (REST, socket, events).</summary>
     public CollectionAccess Access { get; }
@@ -60,8 +70,19 @@ public sealed class CollectionBuilder
     private readonly Dictionary<string, JsonNode?> _defaults = new(StringComparer.Ordinal);
     private readonly Dictionary<string, FieldStamp> _stamps = new(StringComparer.Ordinal);
     private CollectionAccess? _access;
+    private bool _sorted;
 
     internal CollectionBuilder(string template) => _template = template;
+
+    /// <summary>
+    /// Records keep an order: listings and snapshots come in it, <c>POST P/{id}/move</c> moves a record (a <c>MOVE</c>
+    /// event), creates may name a place. Each record carries its server-owned position key as <c>position</c>.
+    /// </summary>
+    public CollectionBuilder Sorted()
+    {
+        _sorted = true;
+        return this;
+    }
 
     /// <summary>Anyone may list, read and write this collection. Public is a declaration like any other.</summary>
     public CollectionBuilder Public()
@@ -127,7 +148,7 @@ public sealed class CollectionBuilder
 
         foreach (var field in _writable.Concat(_stamps.Keys).Concat(_defaults.Keys))
         {
-            if (CollectionDefinition.ServerFields.Contains(field))
+            if (CollectionDefinition.ServerFields.Contains(field) || (_sorted && field == CollectionDefinition.PositionField))
             {
                 throw new InvalidOperationException($"Collection '{_template}': '{field}' is server-owned and cannot be writable, stamped or defaulted.");
             }
@@ -148,6 +169,6 @@ public sealed class CollectionBuilder
                 "or .Access(a => a.List(AccessRule.SignedIn).Create(...).Update(...).Delete(...)) to say who may do what.");
         }
 
-        return new CollectionDefinition(route, schema, schemaJson, _writable, _defaults, _stamps, _access);
+        return new CollectionDefinition(route, schema, schemaJson, _writable, _defaults, _stamps, _access, _sorted);
     }
 }

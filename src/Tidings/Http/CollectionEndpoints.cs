@@ -42,6 +42,10 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         group.MapPut("/{id}", (HttpContext c) => handler.UpdateAsync(c, patch: false));
         group.MapPatch("/{id}", (HttpContext c) => handler.UpdateAsync(c, patch: true));
         group.MapDelete("/{id}", handler.DeleteAsync);
+        if (collection.IsSorted)
+        {
+            group.MapPost("/{id}/move", handler.MoveAsync);
+        }
     }
 
     private async Task ListAsync(HttpContext context)
@@ -84,6 +88,11 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             if (truncated)
             {
                 w.WriteBoolean("truncated", true);
+            }
+
+            if (collection.IsSorted)
+            {
+                w.WriteBoolean("sorted", true); // items in the collection's order; clients sort by "position"
             }
         });
     }
@@ -177,7 +186,23 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             return;
         }
 
-        var outcome = await writer.CreateAsync(target, body, new WriteContext(context.User), context.RequestAborted);
+        // A sorted collection's create may name its place in the query: ?before=id, ?after=id or ?to=start|end.
+        Placement? placement = null;
+        var query = context.Request.Query;
+        if (query.ContainsKey("before") || query.ContainsKey("after") || query.ContainsKey("to"))
+        {
+            if (!Placement.TryParse(Param("before"), Param("after"), Param("to"), null, out var parsed, out var error))
+            {
+                await Problems.Validation(context, new Dictionary<string, string[]> { ["position"] = [error] });
+                return;
+            }
+
+            placement = parsed;
+        }
+
+        string? Param(string name) => query.TryGetValue(name, out var value) ? value.ToString() : null;
+
+        var outcome = await writer.CreateAsync(target, body, new WriteContext(context.User), context.RequestAborted, placement);
         if (outcome.Status == WriteStatus.Created)
         {
             context.Response.Headers.Location = target.Path + "/" + outcome.Record!.Id;
@@ -197,6 +222,42 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             context.RequestAborted);
         await AnswerAsync(context, outcome);
     }
+
+    /// <summary><c>POST P/{id}/move {"before": id} | {"after": id} | {"to": "start" | "end"}</c>: 200 with the moved record.</summary>
+    private async Task MoveAsync(HttpContext context)
+    {
+        if (await BeginRecordWriteAsync(context) is not { } write || await ReadBodyAsync(context) is not { } body)
+        {
+            return;
+        }
+
+        var errors = new Dictionary<string, string[]>();
+        foreach (var (name, _) in body)
+        {
+            if (name is not ("before" or "after" or "to"))
+            {
+                errors[name] = ["A move names only \"before\", \"after\" or \"to\"."];
+            }
+        }
+
+        if (!Placement.TryParse(Text(body["before"]), Text(body["after"]), Text(body["to"]), null, out var placement, out var error))
+        {
+            errors["position"] = [error];
+        }
+
+        if (errors.Count > 0)
+        {
+            await Problems.Validation(context, errors);
+            return;
+        }
+
+        await AnswerAsync(context, await writer.MoveAsync(write.Target, write.Id, placement, write.ExpectedVersion, new WriteContext(context.User),
+            context.RequestAborted));
+    }
+
+    /// <summary>A JSON string's text; anything else (a number, an object) as its JSON, so it is refused as an id.</summary>
+    internal static string? Text(JsonNode? node) =>
+        node is null ? null : node is JsonValue v && v.TryGetValue<string>(out var s) ? s : node.ToJsonString();
 
     private async Task DeleteAsync(HttpContext context)
     {

@@ -21,7 +21,7 @@ internal static class SchemaExport
                 ["channel"] = c.Route.ChannelPattern,
                 ["schema"] = JsonNode.Parse(c.SchemaJson),
                 ["writable"] = new JsonArray([.. c.Writable.Order(StringComparer.Ordinal).Select(f => (JsonNode)f)]),
-                ["serverFields"] = new JsonArray([.. CollectionDefinition.ServerFields.Concat(c.Stamps.Keys).Select(f => (JsonNode)f)]),
+                ["serverFields"] = new JsonArray([.. CollectionDefinition.ServerFields.Concat(c.IsSorted ? [CollectionDefinition.PositionField] : []).Concat(c.Stamps.Keys).Select(f => (JsonNode)f)]),
                 ["defaults"] = new JsonObject([.. c.Defaults.Select(d => KeyValuePair.Create(d.Key, d.Value?.DeepClone()))]),
                 ["access"] = new JsonObject
                 {

@@ -62,8 +62,18 @@ public interface IStoreReader
 
     StoredRecord? Get(string path, string id);
 
-    /// <summary>The records of a collection path in creation order, at most <paramref name="limit"/>.</summary>
+    /// <summary>
+    /// The records of a collection path at most <paramref name="limit"/>: ordered by position (records without one first),
+    /// then in creation order — so an unsorted collection lists in creation order.
+    /// </summary>
     IReadOnlyList<StoredRecord> List(string path, int limit);
+
+    /// <summary>
+    /// The nearest position of a record of <paramref name="path"/> after (or before) <paramref name="position"/> — with
+    /// <paramref name="position"/> null, the first (or last) — leaving out record <paramref name="excludeId"/>; null when
+    /// there is none. Records without a position are not counted.
+    /// </summary>
+    OrderNeighbor? NeighborPosition(string path, string? position, bool after, string? excludeId);
 
     /// <summary>The channel's last sequence number (0 when nothing was written) and the oldest one still logged.</summary>
     ChannelPosition GetPosition(string path);
@@ -88,7 +98,14 @@ public interface IStoreWriter : IStoreReader
     /// the record before an update: with it, a subscriber who could read the old record but not the new one is
     /// sent a removal.
     /// </summary>
-    ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null);
+    /// <remarks><paramref name="after"/> is kept with a <c>MOVE</c>: the id of the record it now follows (null at the start).</remarks>
+    ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null, string? after = null);
+
+    /// <summary>
+    /// Serializes changes to the order of <paramref name="path"/> until the transaction ends, so two writers never give
+    /// two records the same position (a no-op where writes are serialized anyway).
+    /// </summary>
+    void LockOrder(string path);
 
     /// <summary>The job index: where each job of each queue stands, for claiming (the job itself is a record).</summary>
     IJobIndex Jobs { get; }
@@ -136,11 +153,16 @@ public interface IJobIndex
     long? ScheduleDue(string name);
 }
 
-/// <summary>A record: its id, its version (1 on create, +1 per update) and its full JSON.</summary>
-public sealed record StoredRecord(string Id, long Version, string Json);
+/// <summary>A record: its id, its version (1 on create, +1 per update), its full JSON and, in a sorted collection, its
+/// position key (kept in an indexed column beside the record, and as <c>position</c> in the JSON).</summary>
+public sealed record StoredRecord(string Id, long Version, string Json, string? Position = null);
 
-/// <summary>One entry of a channel's change log.</summary>
-public sealed record ChangeEntry(string Path, long Seq, string Method, string BodyJson, DateTimeOffset At, string? PreviousJson = null);
+/// <summary>A record's place in a sorted collection: its id and position key.</summary>
+public sealed record OrderNeighbor(string Id, string Position);
+
+/// <summary>One entry of a channel's change log. <paramref name="After"/>: for a MOVE, the id the record now follows (null: first).</summary>
+public sealed record ChangeEntry(string Path, long Seq, string Method, string BodyJson, DateTimeOffset At, string? PreviousJson = null,
+    string? After = null);
 
 /// <summary>The methods a change-log entry carries (the REST verb that made it).</summary>
 public static class ChangeMethods
@@ -148,6 +170,9 @@ public static class ChangeMethods
     public const string Post = "POST";
     public const string Put = "PUT";
     public const string Delete = "DELETE";
+
+    /// <summary>A record of a sorted collection changed place; the body is the record after the move.</summary>
+    public const string Move = "MOVE";
 }
 
 /// <summary>

@@ -18,14 +18,15 @@ public sealed record WriteContext(System.Security.Claims.ClaimsPrincipal? User, 
 /// <summary>One write of a transaction: a create, an update (replace or merge patch) or a delete on a concrete path.</summary>
 public abstract record WriteRequest(string Path)
 {
-    public static WriteRequest Create(string path, JsonObject body) => new CreateRequest(path, body);
+    /// <param name="placement">Where the record goes in a sorted collection (null: at the end).</param>
+    public static WriteRequest Create(string path, JsonObject body, Placement? placement = null) => new CreateRequest(path, body, placement);
 
     public static WriteRequest Update(string path, string id, JsonObject body, bool patch = true, long? expectedVersion = null) =>
         new UpdateRequest(path, id, body, patch, expectedVersion);
 
     public static WriteRequest Delete(string path, string id, long? expectedVersion = null) => new DeleteRequest(path, id, expectedVersion);
 
-    internal sealed record CreateRequest(string Path, JsonObject Body) : WriteRequest(Path);
+    internal sealed record CreateRequest(string Path, JsonObject Body, Placement? Placement) : WriteRequest(Path);
 
     internal sealed record UpdateRequest(string Path, string Id, JsonObject Body, bool Patch, long? ExpectedVersion) : WriteRequest(Path);
 
@@ -53,9 +54,11 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
     /// <summary>How often a write is planned again when its record keeps changing under it, before it answers Conflict.</summary>
     private const int Attempts = 5;
 
-    public async Task<WriteOutcome> CreateAsync(CollectionTarget target, JsonObject body, WriteContext context, CancellationToken cancellationToken)
+    /// <param name="placement">Where the record goes in a sorted collection (null: at the end); must be null for an unsorted one.</param>
+    public async Task<WriteOutcome> CreateAsync(CollectionTarget target, JsonObject body, WriteContext context, CancellationToken cancellationToken,
+        Placement? placement = null)
     {
-        var outcome = await SingleAsync(target, WriteRequest.Create(target.Path, body), context, cancellationToken);
+        var outcome = await SingleAsync(target, WriteRequest.Create(target.Path, body, placement), context, cancellationToken);
 
         // The repeat of an optimistic create; the caller may see it only if it may read it.
         return outcome.Status == WriteStatus.AlreadyExists && !context.Trusted && !CanRead(target, context, Parse(outcome.Record!))
@@ -119,6 +122,10 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
                 var outcomes = await store.WriteAsync(writer => plans.Select((plan, i) => Apply(writer, plan, i)).ToArray(), cancellationToken);
                 return new TransactionOutcome(true, outcomes);
             }
+            catch (RefusedInTransactionException refused)
+            {
+                return Refused(requests.Count, refused.Index, refused.Outcome);
+            }
             catch (StaleRecordException stale)
             {
                 // Someone else changed a record between the plan and the commit; nothing of this transaction is stored.
@@ -148,7 +155,19 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
         switch (request)
         {
             case WriteRequest.CreateRequest create:
-                return PlanCreate(target, create.Body, context);
+                {
+                    if (create.Placement is not null && !target.Collection.IsSorted)
+                    {
+                        return new Refusal(WriteOutcome.Invalid("position", "This collection is not sorted: a create cannot name a place."));
+                    }
+
+                    if (create.Placement is { Anchor: { } anchor } && await AnchorProblemAsync(target, anchor, context, cancellationToken) is { } problem)
+                    {
+                        return new Refusal(problem);
+                    }
+
+                    return PlanCreate(target, create.Body, target.Collection.IsSorted ? create.Placement ?? Placement.End : null, context);
+                }
             case WriteRequest.UpdateRequest update:
                 {
                     if (update.Body["id"] is { } bodyId && !(bodyId.GetValueKind() == JsonValueKind.String
@@ -172,7 +191,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
         }
     }
 
-    private Plan PlanCreate(CollectionTarget target, JsonObject body, WriteContext context)
+    private Plan PlanCreate(CollectionTarget target, JsonObject body, Placement? placement, WriteContext context)
     {
         string id;
         if (body["id"] is { } suppliedId)
@@ -203,7 +222,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
         }
 
         var now = time.GetUtcNow();
-        return new Put(target.Path, id, null, Compose(id, 1, fields, now, now), ChangeMethods.Post);
+        return new Put(target.Path, id, null, Compose(id, 1, fields, now, now), ChangeMethods.Post, placement);
     }
 
     private Plan PlanUpdate(CollectionTarget target, WriteRequest.UpdateRequest update, StoredRecord? current, WriteContext context)
@@ -239,7 +258,8 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
         }
 
         var createdAt = existing["createdAt"]?.GetValue<DateTimeOffset>() ?? time.GetUtcNow();
-        return new Put(target.Path, update.Id, current, Compose(update.Id, current.Version + 1, fields, createdAt, time.GetUtcNow()), ChangeMethods.Put);
+        return new Put(target.Path, update.Id, current,
+            Compose(update.Id, current.Version + 1, fields, createdAt, time.GetUtcNow(), current.Position), ChangeMethods.Put);
     }
 
     private static Plan PlanDelete(CollectionTarget target, WriteRequest.DeleteRequest delete, StoredRecord? current, WriteContext context)
@@ -276,8 +296,23 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
                     return new WriteOutcome(WriteStatus.AlreadyExists, existing); // an idempotent repeat: nothing written
                 }
 
-                writer.Put(create.Path, create.Record);
-                return new WriteOutcome(WriteStatus.Created, create.Record, Seq: writer.Append(create.Path, create.Method, create.Record.Json).Seq);
+                var record = create.Record;
+                if (create.Placement is { } place)
+                {
+                    // Sorted: a key between its new neighbours, taken with the collection's order locked.
+                    writer.LockOrder(create.Path);
+                    if (Place(writer, create.Path, place, create.Id) is not ({ } key, _))
+                    {
+                        throw new RefusedInTransactionException(index, AnchorGone());
+                    }
+
+                    var json = JsonNode.Parse(record.Json)!.AsObject();
+                    json[CollectionDefinition.PositionField] = key;
+                    record = new StoredRecord(record.Id, record.Version, json.ToJsonString(), key);
+                }
+
+                writer.Put(create.Path, record);
+                return new WriteOutcome(WriteStatus.Created, record, Seq: writer.Append(create.Path, create.Method, record.Json).Seq);
             case Put update:
                 EnsureUnchanged(writer, update.Path, update.CheckedAgainst!, index);
                 writer.Put(update.Path, update.Record);
@@ -301,6 +336,144 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
             throw new StaleRecordException(index, now);
         }
     }
+
+    /// <summary>
+    /// Moves a record of a sorted collection (an update: the Update rule decides, with the record). It gets a new position
+    /// key between its new neighbours — no other record changes — and a <c>MOVE</c> change carrying the record as after
+    /// the move and the id it now follows.
+    /// </summary>
+    public async Task<WriteOutcome> MoveAsync(CollectionTarget target, string id, Placement placement, long? expectedVersion, WriteContext context,
+        CancellationToken cancellationToken)
+    {
+        if (!target.Collection.IsSorted)
+        {
+            return WriteOutcome.Invalid("position", "This collection is not sorted: its records cannot be moved.");
+        }
+
+        if (placement.Anchor == id)
+        {
+            return WriteOutcome.Invalid(placement.Kind == PlacementKind.Before ? "before" : "after", "A record cannot be placed next to itself.");
+        }
+
+        for (var attempt = 0; attempt < Attempts; attempt++)
+        {
+            if (await store.ReadAsync(r => r.Get(target.Path, id), cancellationToken) is not { } current)
+            {
+                return new WriteOutcome(WriteStatus.NotFound);
+            }
+
+            var existing = Parse(current);
+            if (!CanRead(target, context, existing))
+            {
+                return new WriteOutcome(WriteStatus.NotFound);
+            }
+
+            if (expectedVersion is { } expected && expected != current.Version)
+            {
+                return new WriteOutcome(WriteStatus.VersionMismatch, current);
+            }
+
+            if (!target.Collection.Access.Update.Allows(new AccessContext(context.User, target.RouteValues, existing, existing)))
+            {
+                return new WriteOutcome(WriteStatus.Forbidden);
+            }
+
+            if (placement.Anchor is { } anchor && await AnchorProblemAsync(target, anchor, context, cancellationToken) is { } problem)
+            {
+                return problem;
+            }
+
+            var fields = existing.DeepClone().AsObject();
+            foreach (var field in CollectionDefinition.ServerFields.Append(CollectionDefinition.PositionField))
+            {
+                fields.Remove(field);
+            }
+
+            var createdAt = existing["createdAt"]?.GetValue<DateTimeOffset>() ?? time.GetUtcNow();
+            var now = time.GetUtcNow();
+            var outcome = await store.WriteAsync(writer =>
+            {
+                writer.LockOrder(target.Path); // first: then the version check below sees any move committed meanwhile
+                if (Changed(writer, target.Path, current) is { } changed)
+                {
+                    return changed;
+                }
+
+                if (Place(writer, target.Path, placement, id) is not ({ } key, var follows))
+                {
+                    return AnchorGone();
+                }
+
+                var record = Compose(id, current.Version + 1, fields, createdAt, now, key);
+                writer.Put(target.Path, record);
+                var change = writer.Append(target.Path, ChangeMethods.Move, record.Json, current.Json, follows);
+                return new WriteOutcome(WriteStatus.Updated, record, Seq: change.Seq);
+            }, cancellationToken);
+            if (Settled(outcome, expectedVersion) is { } settled)
+            {
+                return settled;
+            }
+        }
+
+        return new WriteOutcome(WriteStatus.Conflict);
+    }
+
+    /// <summary>Before the transaction: the anchor of a placement must be a record the caller can read (else 422, saying no more).</summary>
+    private async Task<WriteOutcome?> AnchorProblemAsync(CollectionTarget target, string anchor, WriteContext context, CancellationToken cancellationToken)
+    {
+        var record = await store.ReadAsync(r => r.Get(target.Path, anchor), cancellationToken);
+        return record is not null && CanRead(target, context, Parse(record)) ? null : AnchorGone();
+    }
+
+    private static WriteOutcome AnchorGone() =>
+        WriteOutcome.Invalid("position", "The record to place it next to does not exist (or has no place in the order).");
+
+    /// <summary>
+    /// Inside the transaction (order locked): the key for <paramref name="placement"/> of record <paramref name="id"/>,
+    /// between its new neighbours, and the id it then follows; null key when the anchor is gone.
+    /// </summary>
+    private static (string? Key, string? Follows) Place(IStoreWriter writer, string path, Placement placement, string id)
+    {
+        switch (placement.Kind)
+        {
+        case PlacementKind.Start:
+            return (PositionKeys.Between(null, writer.NeighborPosition(path, null, after: true, id)?.Position), null);
+        case PlacementKind.End:
+            var last = writer.NeighborPosition(path, null, after: false, id);
+            return (PositionKeys.Between(last?.Position, null), last?.Id);
+        default:
+            if (writer.Get(path, placement.Anchor!) is not { Position: { } anchor })
+            {
+                return (null, null);
+            }
+
+            if (placement.Kind == PlacementKind.After)
+            {
+                return (PositionKeys.Between(anchor, writer.NeighborPosition(path, anchor, after: true, id)?.Position), placement.Anchor);
+            }
+
+            var before = writer.NeighborPosition(path, anchor, after: false, id);
+            return (PositionKeys.Between(before?.Position, anchor), before?.Id);
+        }
+    }
+
+    /// <summary>Inside the transaction: null when the record is still the one the rules were checked against.</summary>
+    private static WriteOutcome? Changed(IStoreWriter writer, string path, StoredRecord checkedAgainst) =>
+        writer.Get(path, checkedAgainst.Id) switch
+        {
+            null => new WriteOutcome(WriteStatus.NotFound),
+            { Version: var version } now when version != checkedAgainst.Version => new WriteOutcome(WriteStatus.Conflict, now),
+            _ => null,
+        };
+
+    /// <summary>The answer to give, or null to check the write again against the record as it is now.</summary>
+    private static WriteOutcome? Settled(WriteOutcome outcome, long? expectedVersion) => outcome.Status switch
+    {
+        // The caller named a version and the record has moved past it: that is theirs to resolve.
+        WriteStatus.Conflict when expectedVersion is not null => new WriteOutcome(WriteStatus.VersionMismatch, outcome.Record),
+        WriteStatus.Conflict => null,
+        _ => outcome,
+    };
 
     /// <summary>Normalizes a record id from a URL or body: a UUID in its canonical form, or null.</summary>
     public static string? NormalizeId(string? id) => Guid.TryParse(id, out var parsed) ? parsed.ToString("D") : null;
@@ -328,13 +501,19 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
         return record;
     }
 
-    private static StoredRecord Compose(string id, long version, JsonObject fields, DateTimeOffset createdAt, DateTimeOffset updatedAt)
+    private static StoredRecord Compose(string id, long version, JsonObject fields, DateTimeOffset createdAt, DateTimeOffset updatedAt,
+        string? position = null)
     {
         var record = WithId(id, fields);
         record["version"] = version;
         record["createdAt"] = createdAt;
         record["updatedAt"] = updatedAt;
-        return new StoredRecord(id, version, record.ToJsonString());
+        if (position is not null)
+        {
+            record[CollectionDefinition.PositionField] = position;
+        }
+
+        return new StoredRecord(id, version, record.ToJsonString(), position);
     }
 
     private static WriteOutcome Invalid(Dictionary<string, List<string>> errors) =>
@@ -345,10 +524,18 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
 
     private sealed record Refusal(WriteOutcome Outcome) : Plan;
 
-    /// <summary>A create (<see cref="CheckedAgainst"/> null) or an update of the record as it was when planned.</summary>
-    private sealed record Put(string Path, string Id, StoredRecord? CheckedAgainst, StoredRecord Record, string Method) : Plan;
+    /// <summary>A create (<see cref="CheckedAgainst"/> null; <see cref="Placement"/> in a sorted collection) or an update of the
+    /// record as it was when planned.</summary>
+    private sealed record Put(string Path, string Id, StoredRecord? CheckedAgainst, StoredRecord Record, string Method, Placement? Placement = null) : Plan;
 
     private sealed record Removal(string Path, StoredRecord CheckedAgainst) : Plan;
+
+    /// <summary>Thrown inside the transaction to undo all of it: write <see cref="Index"/> turned out impossible (a placement's anchor is gone).</summary>
+    private sealed class RefusedInTransactionException(int index, WriteOutcome outcome) : Exception("A write was refused inside its transaction.")
+    {
+        public int Index { get; } = index;
+        public WriteOutcome Outcome { get; } = outcome;
+    }
 
     /// <summary>Thrown inside the transaction to undo all of it: write <see cref="Index"/>'s record changed since it was planned.</summary>
     private sealed class StaleRecordException(int index, StoredRecord? current) : Exception("A record changed between its check and its write.")

@@ -31,7 +31,7 @@ internal static class RecordRules
         {
             foreach (var (name, value) in existing)
             {
-                if (!CollectionDefinition.ServerFields.Contains(name))
+                if (!collection.IsServerField(name))
                 {
                     result[name] = value?.DeepClone();
                 }
@@ -49,7 +49,7 @@ internal static class RecordRules
 
         foreach (var (name, value) in input)
         {
-            if (CollectionDefinition.ServerFields.Contains(name))
+            if (collection.IsServerField(name))
             {
                 continue; // Owned by the server; clients echo them back (Backbone's save), so they are ignored.
             }

@@ -8,8 +8,8 @@ using Tidings.Storage;
 namespace Tidings.Writes;
 
 /// <summary>
-/// A write through the socket: a publish on a collection channel with data <c>{method: POST|PUT|PATCH|DELETE,
-/// body: {...}, version?}</c>, under REST's rules. The publish reply carries the outcome (<c>ext.tidings:
+/// A write through the socket: a publish on a collection channel with data <c>{method: POST|PUT|PATCH|DELETE|MOVE,
+/// body: {...}, version?}</c> (a sorted collection's POST and MOVE also take <c>before|after|to</c>, as REST's move), under REST's rules. The publish reply carries the outcome (<c>ext.tidings:
 /// {status, record, seq}</c>) or a <c>code:args:message</c> error; the event itself goes out like any other change.
 /// </summary>
 internal sealed class SocketWrites(CollectionRegistry registry, CollectionWriter writer)
@@ -27,7 +27,7 @@ internal sealed class SocketWrites(CollectionRegistry registry, CollectionWriter
             || !data.TryGetProperty("method", out var methodField) || methodField.ValueKind != JsonValueKind.String
             || !data.TryGetProperty("body", out var bodyField) || bodyField.ValueKind != JsonValueKind.Object)
         {
-            call.Fail(BayeuxError.Format(400, "data", "a write is an object with method (POST PUT PATCH or DELETE) and body"));
+            call.Fail(BayeuxError.Format(400, "data", "a write is an object with method (POST PUT PATCH DELETE or MOVE) and body"));
             return;
         }
 
@@ -37,13 +37,25 @@ internal sealed class SocketWrites(CollectionRegistry registry, CollectionWriter
         var method = methodField.GetString();
         string? Id() => CollectionWriter.NormalizeId(body["id"] is JsonValue idValue && idValue.TryGetValue<string>(out var s) ? s : null);
 
+        string? Field(string name) => data.TryGetProperty(name, out var f)
+            ? f.ValueKind == JsonValueKind.String ? f.GetString() : f.GetRawText()
+            : null;
+        var placed = Placement.TryParse(Field("before"), Field("after"), Field("to"), Placement.End, out var placement, out var placementError);
+        var named = data.TryGetProperty("before", out _) || data.TryGetProperty("after", out _) || data.TryGetProperty("to", out _);
+
         WriteOutcome outcome;
         try
         {
             switch (method)
             {
             case "POST":
-                outcome = await writer.CreateAsync(target, body, context, cancellationToken);
+                outcome = !placed ? WriteOutcome.Invalid("position", placementError)
+                    : await writer.CreateAsync(target, body, context, cancellationToken, named ? placement : null);
+                break;
+            case "MOVE":
+                outcome = !placed || !named ? WriteOutcome.Invalid("position", named ? placementError : "A move names \"before\", \"after\" or \"to\".")
+                    : Id() is { } moveId ? await writer.MoveAsync(target, moveId, placement, expectedVersion, context, cancellationToken)
+                    : WriteOutcome.Invalid("id", "'id' must be the UUID of the record to move.");
                 break;
             case "PUT" or "PATCH":
                 outcome = Id() is { } updateId
@@ -56,7 +68,7 @@ internal sealed class SocketWrites(CollectionRegistry registry, CollectionWriter
                     : WriteOutcome.Invalid("id", "'id' must be the UUID of the record to delete.");
                 break;
             default:
-                call.Fail(BayeuxError.Format(400, "method", "method must be POST, PUT, PATCH or DELETE"));
+                call.Fail(BayeuxError.Format(400, "method", "method must be POST, PUT, PATCH, DELETE or MOVE"));
                 return;
             }
         }

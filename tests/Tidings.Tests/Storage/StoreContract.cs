@@ -442,4 +442,106 @@ public abstract class StoreContract : IAsyncLifetime
         Assert.NotEqual(a, b);
         Assert.Equal(a, await Write(first, w => w.Epoch));
     }
+    private static StoredRecord Placed(string id, string position, long version = 1) =>
+        new(id, version, new JsonObject { ["id"] = id, ["version"] = version, ["position"] = position }.ToJsonString(), position);
+
+    [Fact]
+    public async Task Records_list_by_position_and_the_order_survives_reopening()
+    {
+        var store = await OpenAsync("sorted");
+        var (a, b, c) = (NewId(), NewId(), NewId());
+        await Write(store, w =>
+        {
+            w.Put(Todos, Placed(a, "V"));
+            w.Put(Todos, Placed(b, "F"));
+            w.Put(Todos, Placed(c, "k"));
+            return 0;
+        });
+        Assert.Equal([b, a, c], (await Read(store, r => r.List(Todos, 10))).Select(x => x.Id));
+        Assert.Equal("F", (await Read(store, r => r.Get(Todos, b)))!.Position);
+
+        await store.DisposeAsync();
+        _open.Remove(store);
+        var reopened = await OpenAsync("sorted");
+        var listed = await Read(reopened, r => r.List(Todos, 10));
+        Assert.Equal([b, a, c], listed.Select(x => x.Id));
+        Assert.Equal(["F", "V", "k"], listed.Select(x => x.Position));
+    }
+
+    [Fact]
+    public async Task Keys_made_between_any_two_keys_sort_in_the_store_as_made_and_nothing_is_renumbered()
+    {
+        var store = await OpenAsync();
+        var random = new Random(7);
+        var order = new List<(string Id, string Key)>();
+        for (var i = 0; i < 300; i++)
+        {
+            var at = random.Next(order.Count + 1);
+            if (random.Next(3) == 0)
+            {
+                at = random.Next(2) == 0 ? 0 : order.Count; // runs at the ends, where keys grow fastest
+            }
+
+            var key = Tidings.Collections.PositionKeys.Between(at > 0 ? order[at - 1].Key : null, at < order.Count ? order[at].Key : null);
+            var id = NewId();
+            order.Insert(at, (id, key));
+            await Write(store, w =>
+            {
+                w.Put(Todos, Placed(id, key));
+                return 0;
+            });
+        }
+
+        var listed = await Read(store, r => r.List(Todos, 1000));
+        Assert.Equal(order.Select(o => o.Id), listed.Select(x => x.Id));   // the store's order is the keys' ordinal order
+        Assert.Equal(order.Select(o => o.Key), listed.Select(x => x.Position)); // and every key is the one it was given
+        Assert.All(order, o => Assert.True(Tidings.Collections.PositionKeys.IsValid(o.Key)));
+        Assert.True(order.Max(o => o.Key.Length) < 40, $"keys grew to {order.Max(o => o.Key.Length)}");
+    }
+
+    [Fact]
+    public async Task Neighbours_by_position_leave_out_one_record_and_records_without_a_position()
+    {
+        var store = await OpenAsync();
+        var (a, b, c, plain) = (NewId(), NewId(), NewId(), NewId());
+        await Write(store, w =>
+        {
+            w.Put(Todos, Placed(a, "F"));
+            w.Put(Todos, Placed(b, "V"));
+            w.Put(Todos, Placed(c, "k"));
+            w.Put(Todos, Record(plain));
+            return 0;
+        });
+
+        await Read(store, r =>
+        {
+            Assert.Equal(a, r.NeighborPosition(Todos, null, after: true, null)!.Id);
+            Assert.Equal(new OrderNeighbor(c, "k"), r.NeighborPosition(Todos, null, after: false, null));
+            Assert.Equal(b, r.NeighborPosition(Todos, null, after: true, a)!.Id);
+            Assert.Equal(c, r.NeighborPosition(Todos, "V", after: true, null)!.Id);
+            Assert.Equal(a, r.NeighborPosition(Todos, "V", after: false, null)!.Id);
+            Assert.Null(r.NeighborPosition(Todos, "V", after: false, a));
+            Assert.Null(r.NeighborPosition(Side, null, after: true, null));
+            return 0;
+        });
+        Assert.Equal(plain, (await Read(store, r => r.List(Todos, 10)))[0].Id); // no position: listed first
+    }
+
+    [Fact]
+    public async Task A_logged_move_keeps_the_id_it_follows_in_the_log_and_the_change_source()
+    {
+        var store = await OpenAsync();
+        var (a, b) = (NewId(), NewId());
+        await Write(store, w =>
+        {
+            w.Append(Todos, ChangeMethods.Move, Placed(a, "V").Json, null, b);
+            w.Append(Todos, ChangeMethods.Move, Placed(b, "F").Json, null, null);
+            return 0;
+        });
+
+        var logged = await Read(store, r => r.ChangesSince(Todos, 0, 2, 10));
+        Assert.Equal([b, null], logged.Select(x => x.After));
+        await Source(store).WaitForAsync(Todos, 2);
+        Assert.Equal([b, null], Source(store).Changes.Where(x => x.Path == Todos).Select(x => x.After));
+    }
 }

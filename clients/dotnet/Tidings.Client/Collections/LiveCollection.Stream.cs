@@ -78,7 +78,7 @@ public sealed partial class LiveCollection<T>
                     return;
                 }
 
-                if (method is not ("POST" or "PUT" or "PATCH" or "DELETE" or "SKIP"))
+                if (method is not ("POST" or "PUT" or "PATCH" or "DELETE" or "MOVE" or "SKIP"))
                 {
                     // Unknown to this client: it still holds a place in the sequence, so it counts as a SKIP.
                     Report(new TidingsException($"{Path}: event {seq} has unknown method '{method}'; skipped", 502) { Operation = "event" });
@@ -138,7 +138,8 @@ public sealed partial class LiveCollection<T>
         _seq = RecordJson.Long(change["seq"]);
         Applied?.Invoke(_seq!.Value);
         var method = RecordJson.String(change["method"]);
-        if (method is not ("POST" or "PUT" or "PATCH" or "DELETE"))
+        // MOVE (a sorted collection): the body is the record after the move, with its new position — applied like a PUT.
+        if (method is not ("POST" or "PUT" or "PATCH" or "DELETE" or "MOVE"))
         {
             return; // SKIP: a change this user may not see; it only keeps seq contiguous
         }
