@@ -21,7 +21,7 @@
 #   SCENARIOS=jobs bench/run.sh   durable job queues, Tidings only (about 2 minutes; not in the default set): bench/JobsBench
 #       hosts a fresh app per case in its own process (Kestrel on 127.0.0.1 port 0) over SQLite and over PostgreSQL
 #       (JOBS_BACKENDS, default "sqlite postgres"): JOBS jobs (default 5,000) enqueued from server code by JOBS_ENQUEUERS
-#       (32) concurrent loops, worked by a no-op in-process IJobWorker at concurrency JOBS_CONCURRENCY (16,64): jobs/s
+#       (32) concurrent loops (JOBS_POSTGRES, default 1,500, on PostgreSQL), worked by a no-op in-process IJobWorker at concurrency JOBS_CONCURRENCY (16,64): jobs/s
 #       first enqueue → last succeeded, enqueue → worker start p50/p99; then JOBS_HTTP (2,000) jobs worked by 4
 #       external workers over HTTP (claim 50, finish each). Each case stops by itself after JOBS_CASE_SECONDS (20)
 #   BEFORE_REPO=/path/to/other/checkout SCENARIOS=store bench/run.sh   the same against that checkout's demo server
@@ -367,11 +367,14 @@ if targeted tidings && wanted jobs; then
     echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); dotnet $(dotnet --version)${pg_bin:+; PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}')}; load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
     for backend in $jobs_backends; do
       echo "== jobs $backend"
-      pg=()
-      if [ "$backend" = postgres ]; then pg=(--postgres "Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=postgres"); fi
+      pg=() count=${JOBS:-5000} http_count=${JOBS_HTTP:-2000}
+      if [ "$backend" = postgres ]; then
+        pg=(--postgres "Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=postgres")
+        count=${JOBS_POSTGRES:-1500} http_count=${JOBS_HTTP_POSTGRES:-1000} # tens to a few hundred jobs/s here
+      fi
       # Its own process; it stops by itself (each case after JOBS_CASE_SECONDS); timeout is the backstop.
       timeout -k 5 $((${JOBS_CASE_SECONDS:-20} * 5 + 30)) env -u DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS dotnet "$jobsbench" \
-        --backend "$backend" "${pg[@]}" --jobs "${JOBS:-5000}" --http-jobs "${JOBS_HTTP:-2000}" --enqueuers "${JOBS_ENQUEUERS:-32}" \
+        --backend "$backend" "${pg[@]}" --jobs "$count" --http-jobs "$http_count" --enqueuers "${JOBS_ENQUEUERS:-32}" \
         --concurrency "${JOBS_CONCURRENCY:-16,64}" --http-workers 4 --case-timeout "${JOBS_CASE_SECONDS:-20}" --out "$out/jobs.jsonl" ||
         echo "   (jobs $backend reported a failure or an unfinished case; see the table)"
     done
