@@ -18,6 +18,12 @@
 #       not in the default set): managed bytes of one live collection of 10,000 todos (CLIENT_ITEMS), and events/s one
 #       LiveCollection<T> applies while REST writers update the collection as fast as the server takes them, beside the
 #       lean client's count of the same stream (bench/ClientCost)
+#   SCENARIOS=jobs bench/run.sh   durable job queues, Tidings only (about 2 minutes; not in the default set): bench/JobsBench
+#       hosts a fresh app per case in its own process (Kestrel on 127.0.0.1 port 0) over SQLite and over PostgreSQL
+#       (JOBS_BACKENDS, default "sqlite postgres"): JOBS jobs (default 5,000) enqueued from server code by JOBS_ENQUEUERS
+#       (32) concurrent loops (JOBS_POSTGRES, default 1,500, on PostgreSQL), worked by a no-op in-process IJobWorker at concurrency JOBS_CONCURRENCY (16,64): jobs/s
+#       first enqueue → last succeeded, enqueue → worker start p50/p99; then JOBS_HTTP (2,000) jobs worked by 4
+#       external workers over HTTP (claim 50, finish each). Each case stops by itself after JOBS_CASE_SECONDS (20)
 #   BEFORE_REPO=/path/to/other/checkout SCENARIOS=store bench/run.sh   the same against that checkout's demo server
 #       too (built there; SQLite only), alternating with this one, and the two side by side (before / after)
 # PostgreSQL (only when a postgres backend is asked for; needs the Debian package, /usr/lib/postgresql/*/bin): one
@@ -86,12 +92,19 @@ if targeted tidings && { { wanted store && [[ " $store_backends " == *" postgres
   { wanted crossnode && [[ " $crossnode_backends " == *" postgres"* ]]; }; }; then
   needs_postgres=true
 fi
+jobs_backends=${JOBS_BACKENDS:-sqlite postgres}
+if targeted tidings && wanted jobs && [[ " $jobs_backends " == *" postgres "* ]]; then
+  needs_postgres=true
+fi
 
 echo "== build (Release)"
 dotnet build "$repo/samples/Demo" -c Release -nologo -clp:ErrorsOnly -v quiet
 dotnet build "$bench/LoadTool" -c Release -nologo -clp:ErrorsOnly -v quiet
 if wanted client; then
   dotnet build "$bench/ClientCost" -c Release -nologo -clp:ErrorsOnly -v quiet
+fi
+if wanted jobs; then
+  dotnet build "$bench/JobsBench" -c Release -nologo -clp:ErrorsOnly -v quiet
 fi
 if $comparing && targeted ceiling; then
   dotnet build "$bench/RawCeiling" -c Release -nologo -clp:ErrorsOnly -v quiet
@@ -110,6 +123,7 @@ before_demo="$before_repo/samples/Demo/bin/Release/net10.0/Tidings.Demo.dll"
 ceiling="$bench/RawCeiling/bin/Release/net10.0/Tidings.Bench.RawCeiling.dll"
 loadtool="$bench/LoadTool/bin/Release/net10.0/Tidings.Bench.LoadTool.dll"
 clientcost="$bench/ClientCost/bin/Release/net10.0/Tidings.Bench.ClientCost.dll"
+jobsbench="$bench/JobsBench/bin/Release/net10.0/Tidings.Bench.JobsBench.dll"
 # Receive loops are short: run socket completions inline instead of hopping to the thread pool. Not for the demo on
 # PostgreSQL (start_server): its store runs synchronous Npgsql calls inside async continuations, which then may run on
 # the socket engine's own thread, wait there for that thread, and stall every socket of the process (bench/RESULTS.md).
@@ -341,6 +355,30 @@ if targeted tidings && wanted client; then
       echo "   (client scenario reported a failure; see above)"
   } | tee "$out/client-table.md"
   stop_server
+  if [ ! -s "$results" ]; then
+    echo
+    echo "results: $out"
+    exit 0
+  fi
+fi
+
+if targeted tidings && wanted jobs; then
+  {
+    echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); dotnet $(dotnet --version)${pg_bin:+; PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}')}; load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
+    for backend in $jobs_backends; do
+      echo "== jobs $backend"
+      pg=() count=${JOBS:-5000} http_count=${JOBS_HTTP:-2000}
+      if [ "$backend" = postgres ]; then
+        pg=(--postgres "Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=postgres")
+        count=${JOBS_POSTGRES:-1500} http_count=${JOBS_HTTP_POSTGRES:-1000} # tens to a few hundred jobs/s here
+      fi
+      # Its own process; it stops by itself (each case after JOBS_CASE_SECONDS); timeout is the backstop.
+      timeout -k 5 $((${JOBS_CASE_SECONDS:-20} * 5 + 30)) env -u DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS dotnet "$jobsbench" \
+        --backend "$backend" "${pg[@]}" --jobs "$count" --http-jobs "$http_count" --enqueuers "${JOBS_ENQUEUERS:-32}" \
+        --concurrency "${JOBS_CONCURRENCY:-16,64}" --http-workers 4 --case-timeout "${JOBS_CASE_SECONDS:-20}" --out "$out/jobs.jsonl" ||
+        echo "   (jobs $backend reported a failure or an unfinished case; see the table)"
+    done
+  } | tee "$out/jobs-table.md"
   if [ ! -s "$results" ]; then
     echo
     echo "results: $out"
