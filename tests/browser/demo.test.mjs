@@ -180,6 +180,46 @@ describe('demo apps in a real browser', { timeout: 400_000 }, () => {
     for (const { context } of people) await context.close();
   });
 
+  it('Team tasks: drag to reorder and ship a task; the other window sees the order, the job and the task move, live', async () => {
+    const windows = [await person('/tasks/', 'dee-1'), await person('/tasks/', 'dee-2')];
+    const [one, two] = windows;
+    await one.page.fill('#name', 'dee');
+    await one.page.click('#signin button');
+    await one.page.waitForSelector('body[data-ready="dee"]');
+    await two.page.reload(); // same person, second window: the sign-in cookie is per context, so sign in there too
+    await two.page.fill('#name', 'dee');
+    await two.page.click('#signin button');
+    await two.page.waitForSelector('body[data-ready="dee"]');
+    const titles = (page, list) => page.$$eval(`#${list} li .title`, (spans) => spans.map((s) => s.textContent));
+    const until = async (page, list, expected) => {
+      await page.waitForFunction(([l, e]) => JSON.stringify([...document.querySelectorAll(`#${l} li .title`)].map((s) => s.textContent)) === e,
+        [list, JSON.stringify(expected)], { timeout: TIMEOUT });
+    };
+
+    for (const title of ['one', 'two', 'three']) {
+      await one.page.fill('#title', title);
+      await one.page.press('#title', 'Enter');
+      await one.page.locator('#tasks li:not(.pending) .title', { hasText: title }).waitFor();
+    }
+    await until(two.page, 'tasks', ['one', 'two', 'three']);
+
+    // Drag "three" onto "one": it goes before it, in both windows.
+    await one.page.dragAndDrop('#tasks li:has(.title:text-is("three"))', '#tasks li:has(.title:text-is("one"))');
+    await until(one.page, 'tasks', ['three', 'one', 'two']);
+    await until(two.page, 'tasks', ['three', 'one', 'two']);
+
+    // Ship "two" from the second window: the job succeeds, the task leaves the list and arrives in "shipped" — in both.
+    await two.page.locator('#tasks li:has(.title:text-is("two")) .ship').click();
+    for (const { page } of windows) {
+      await page.locator('#jobs li .state.succeeded').waitFor();
+      await until(page, 'tasks', ['three', 'one']);
+      await until(page, 'shipped', ['two']);
+    }
+    assert.match(await one.page.locator('#jobs li .title').first().textContent(), /shipped "two"/);
+    await shot(one.page, 'tasks.png');
+    for (const { context } of windows) await context.close();
+  });
+
   it('raised no errors in any page', () => {
     assert.deepEqual(pageErrors, []);
   });
