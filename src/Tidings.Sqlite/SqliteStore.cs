@@ -165,8 +165,10 @@ public sealed partial class SqliteStore : ITidingsStore
                 }
                 catch (Exception ex)
                 {
+                    // Told after the commit, like the others: a caller that retries then reads what its neighbours wrote
+                    // (a write that failed because a record changed would otherwise re-read the old one, again and again).
                     Execute(connection, "ROLLBACK TO w; RELEASE w;", transaction);
-                    item.Fail(ex);
+                    item.Refuse(ex);
                 }
             }
 
@@ -257,17 +259,33 @@ public sealed partial class SqliteStore : ITidingsStore
         public abstract void Complete();
 
         public abstract void Fail(Exception exception);
+
+        /// <summary>The work threw and was rolled back to its savepoint; the caller hears it with <see cref="Complete"/>.</summary>
+        public abstract void Refuse(Exception exception);
     }
 
     private sealed class WorkItem<T>(Func<SqliteAccess, T> work) : WorkItem
     {
         private T? _result;
+        private Exception? _refusal;
 
         public TaskCompletionSource<T> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public override void Run(SqliteAccess access) => _result = work(access);
 
-        public override void Complete() => Completion.TrySetResult(_result!);
+        public override void Complete()
+        {
+            if (_refusal is { } refusal)
+            {
+                Completion.TrySetException(refusal);
+            }
+            else
+            {
+                Completion.TrySetResult(_result!);
+            }
+        }
+
+        public override void Refuse(Exception exception) => _refusal = exception;
 
         public override void Fail(Exception exception) => Completion.TrySetException(exception);
     }
