@@ -26,17 +26,11 @@ public abstract record WriteRequest(string Path)
 
     public static WriteRequest Delete(string path, string id, long? expectedVersion = null) => new DeleteRequest(path, id, expectedVersion);
 
-    /// <summary>Moves a record of a sorted collection to <paramref name="placement"/>.</summary>
-    public static WriteRequest Move(string path, string id, Placement placement, long? expectedVersion = null) =>
-        new MoveRequest(path, id, placement, expectedVersion);
-
     internal sealed record CreateRequest(string Path, JsonObject Body, Placement? Placement) : WriteRequest(Path);
 
     internal sealed record UpdateRequest(string Path, string Id, JsonObject Body, bool Patch, long? ExpectedVersion) : WriteRequest(Path);
 
     internal sealed record DeleteRequest(string Path, string Id, long? ExpectedVersion) : WriteRequest(Path);
-
-    internal sealed record MoveRequest(string Path, string Id, Placement Placement, long? ExpectedVersion) : WriteRequest(Path);
 }
 
 /// <summary>The result of a transaction: every write's outcome when it committed, or the one that refused it all.</summary>
@@ -140,8 +134,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
                     return Refused(requests.Count, stale.Index, new WriteOutcome(WriteStatus.NotFound));
                 }
 
-                if (requests[stale.Index] is WriteRequest.UpdateRequest { ExpectedVersion: not null } or WriteRequest.DeleteRequest { ExpectedVersion: not null }
-                    or WriteRequest.MoveRequest { ExpectedVersion: not null })
+                if (requests[stale.Index] is WriteRequest.UpdateRequest { ExpectedVersion: not null } or WriteRequest.DeleteRequest { ExpectedVersion: not null })
                 {
                     return Refused(requests.Count, stale.Index, new WriteOutcome(WriteStatus.VersionMismatch, stale.Current));
                 }
@@ -191,27 +184,6 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
                 {
                     var current = await store.ReadAsync(r => r.Get(target.Path, delete.Id), cancellationToken);
                     return PlanDelete(target, delete, current, context);
-                }
-
-            case WriteRequest.MoveRequest move:
-                {
-                    if (!target.Collection.IsSorted)
-                    {
-                        return new Refusal(WriteOutcome.Invalid("position", "This collection is not sorted: its records cannot be moved."));
-                    }
-
-                    if (move.Placement.Anchor == move.Id)
-                    {
-                        return new Refusal(WriteOutcome.Invalid(move.Placement.Kind == PlacementKind.Before ? "before" : "after",
-                            "A record cannot be placed next to itself."));
-                    }
-
-                    var current = await store.ReadAsync(r => r.Get(target.Path, move.Id), cancellationToken);
-                    var plan = PlanMove(target, move, current, context);
-                    return plan is Moving && move.Placement.Anchor is { } anchor
-                        && await AnchorProblemAsync(target, anchor, context, cancellationToken) is { } problem
-                        ? new Refusal(problem)
-                        : plan;
                 }
 
             default:
@@ -313,40 +285,6 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
             : new Removal(target.Path, current);
     }
 
-    private Plan PlanMove(CollectionTarget target, WriteRequest.MoveRequest move, StoredRecord? current, WriteContext context)
-    {
-        if (current is null)
-        {
-            return new Refusal(new WriteOutcome(WriteStatus.NotFound));
-        }
-
-        var existing = Parse(current);
-        if (!context.Trusted && !CanRead(target, context, existing))
-        {
-            return new Refusal(new WriteOutcome(WriteStatus.NotFound));
-        }
-
-        if (move.ExpectedVersion is { } expected && expected != current.Version)
-        {
-            return new Refusal(new WriteOutcome(WriteStatus.VersionMismatch, current));
-        }
-
-        if (!context.Trusted && !target.Collection.Access.Update.Allows(new AccessContext(context.User, target.RouteValues, existing, existing)))
-        {
-            return new Refusal(new WriteOutcome(WriteStatus.Forbidden));
-        }
-
-        // The record's own fields stay as they are; only its position (and the server fields) change.
-        var fields = existing.DeepClone().AsObject();
-        foreach (var field in CollectionDefinition.ServerFields.Append(CollectionDefinition.PositionField))
-        {
-            fields.Remove(field);
-        }
-
-        var createdAt = existing["createdAt"]?.GetValue<DateTimeOffset>() ?? time.GetUtcNow();
-        return new Moving(target.Path, current, fields, createdAt, time.GetUtcNow(), move.Placement);
-    }
-
     /// <summary>Inside the transaction: the record is still the one planned against (else throw, undoing it all), then write.</summary>
     private static WriteOutcome Apply(IStoreWriter writer, Plan plan, int index)
     {
@@ -380,18 +318,6 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
                 writer.Put(update.Path, update.Record);
                 var changed = writer.Append(update.Path, update.Method, update.Record.Json, update.CheckedAgainst!.Json);
                 return new WriteOutcome(WriteStatus.Updated, update.Record, Seq: changed.Seq);
-            case Moving move:
-                writer.LockOrder(move.Path); // first: then the version check below sees any move committed meanwhile
-                EnsureUnchanged(writer, move.Path, move.CheckedAgainst, index);
-                if (Place(writer, move.Path, move.Placement, move.CheckedAgainst.Id) is not ({ } movedKey, var follows))
-                {
-                    throw new RefusedInTransactionException(index, AnchorGone());
-                }
-
-                var moved = Compose(move.CheckedAgainst.Id, move.CheckedAgainst.Version + 1, move.Fields, move.CreatedAt, move.UpdatedAt, movedKey);
-                writer.Put(move.Path, moved);
-                var change = writer.Append(move.Path, ChangeMethods.Move, moved.Json, move.CheckedAgainst.Json, follows);
-                return new WriteOutcome(WriteStatus.Updated, moved, Seq: change.Seq);
             case Removal removal:
                 EnsureUnchanged(writer, removal.Path, removal.CheckedAgainst, index);
                 writer.Delete(removal.Path, removal.CheckedAgainst.Id);
@@ -416,9 +342,81 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
     /// key between its new neighbours — no other record changes — and a <c>MOVE</c> change carrying the record as after
     /// the move and the id it now follows.
     /// </summary>
-    public Task<WriteOutcome> MoveAsync(CollectionTarget target, string id, Placement placement, long? expectedVersion, WriteContext context,
-        CancellationToken cancellationToken) =>
-        SingleAsync(target, WriteRequest.Move(target.Path, id, placement, expectedVersion), context, cancellationToken);
+    public async Task<WriteOutcome> MoveAsync(CollectionTarget target, string id, Placement placement, long? expectedVersion, WriteContext context,
+        CancellationToken cancellationToken)
+    {
+        if (!target.Collection.IsSorted)
+        {
+            return WriteOutcome.Invalid("position", "This collection is not sorted: its records cannot be moved.");
+        }
+
+        if (placement.Anchor == id)
+        {
+            return WriteOutcome.Invalid(placement.Kind == PlacementKind.Before ? "before" : "after", "A record cannot be placed next to itself.");
+        }
+
+        for (var attempt = 0; attempt < Attempts; attempt++)
+        {
+            if (await store.ReadAsync(r => r.Get(target.Path, id), cancellationToken) is not { } current)
+            {
+                return new WriteOutcome(WriteStatus.NotFound);
+            }
+
+            var existing = Parse(current);
+            if (!CanRead(target, context, existing))
+            {
+                return new WriteOutcome(WriteStatus.NotFound);
+            }
+
+            if (expectedVersion is { } expected && expected != current.Version)
+            {
+                return new WriteOutcome(WriteStatus.VersionMismatch, current);
+            }
+
+            if (!target.Collection.Access.Update.Allows(new AccessContext(context.User, target.RouteValues, existing, existing)))
+            {
+                return new WriteOutcome(WriteStatus.Forbidden);
+            }
+
+            if (placement.Anchor is { } anchor && await AnchorProblemAsync(target, anchor, context, cancellationToken) is { } problem)
+            {
+                return problem;
+            }
+
+            var fields = existing.DeepClone().AsObject();
+            foreach (var field in CollectionDefinition.ServerFields.Append(CollectionDefinition.PositionField))
+            {
+                fields.Remove(field);
+            }
+
+            var createdAt = existing["createdAt"]?.GetValue<DateTimeOffset>() ?? time.GetUtcNow();
+            var now = time.GetUtcNow();
+            var outcome = await store.WriteAsync(writer =>
+            {
+                writer.LockOrder(target.Path); // first: then the version check below sees any move committed meanwhile
+                if (Changed(writer, target.Path, current) is { } changed)
+                {
+                    return changed;
+                }
+
+                if (Place(writer, target.Path, placement, id) is not ({ } key, var follows))
+                {
+                    return AnchorGone();
+                }
+
+                var record = Compose(id, current.Version + 1, fields, createdAt, now, key);
+                writer.Put(target.Path, record);
+                var change = writer.Append(target.Path, ChangeMethods.Move, record.Json, current.Json, follows);
+                return new WriteOutcome(WriteStatus.Updated, record, Seq: change.Seq);
+            }, cancellationToken);
+            if (Settled(outcome, expectedVersion) is { } settled)
+            {
+                return settled;
+            }
+        }
+
+        return new WriteOutcome(WriteStatus.Conflict);
+    }
 
     /// <summary>Before the transaction: the anchor of a placement must be a record the caller can read (else 422, saying no more).</summary>
     private async Task<WriteOutcome?> AnchorProblemAsync(CollectionTarget target, string anchor, WriteContext context, CancellationToken cancellationToken)
@@ -458,6 +456,24 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
             return (PositionKeys.Between(before?.Position, anchor), before?.Id);
         }
     }
+
+    /// <summary>Inside the transaction: null when the record is still the one the rules were checked against.</summary>
+    private static WriteOutcome? Changed(IStoreWriter writer, string path, StoredRecord checkedAgainst) =>
+        writer.Get(path, checkedAgainst.Id) switch
+        {
+            null => new WriteOutcome(WriteStatus.NotFound),
+            { Version: var version } now when version != checkedAgainst.Version => new WriteOutcome(WriteStatus.Conflict, now),
+            _ => null,
+        };
+
+    /// <summary>The answer to give, or null to check the write again against the record as it is now.</summary>
+    private static WriteOutcome? Settled(WriteOutcome outcome, long? expectedVersion) => outcome.Status switch
+    {
+        // The caller named a version and the record has moved past it: that is theirs to resolve.
+        WriteStatus.Conflict when expectedVersion is not null => new WriteOutcome(WriteStatus.VersionMismatch, outcome.Record),
+        WriteStatus.Conflict => null,
+        _ => outcome,
+    };
 
     /// <summary>Normalizes a record id from a URL or body: a UUID in its canonical form, or null.</summary>
     public static string? NormalizeId(string? id) => Guid.TryParse(id, out var parsed) ? parsed.ToString("D") : null;
@@ -513,10 +529,6 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
     private sealed record Put(string Path, string Id, StoredRecord? CheckedAgainst, StoredRecord Record, string Method, Placement? Placement = null) : Plan;
 
     private sealed record Removal(string Path, StoredRecord CheckedAgainst) : Plan;
-
-    /// <summary>A move of a sorted collection's record: its new key is taken inside the transaction, with the order locked.</summary>
-    private sealed record Moving(string Path, StoredRecord CheckedAgainst, JsonObject Fields, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
-        Placement Placement) : Plan;
 
     /// <summary>Thrown inside the transaction to undo all of it: write <see cref="Index"/> turned out impossible (a placement's anchor is gone).</summary>
     private sealed class RefusedInTransactionException(int index, WriteOutcome outcome) : Exception("A write was refused inside its transaction.")
