@@ -156,17 +156,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
     }
 
     /// <summary>Cookie-authenticated writes must come from this site (see <see cref="Identity.OriginPolicy"/>).</summary>
-    private async Task<bool> RefuseCrossSiteAsync(HttpContext context)
-    {
-        if (Identity.OriginPolicy.IsCookieUser(context) && !origins.IsSameSite(context))
-        {
-            await Problems.Write(context, StatusCodes.Status403Forbidden, "Cross-site request refused",
-                "A write signed in by cookie must come from this site (or an origin in Bayeux:AllowedOrigins); other clients use a bearer token.");
-            return true;
-        }
-
-        return false;
-    }
+    private Task<bool> RefuseCrossSiteAsync(HttpContext context) => RequestChecks.RefuseCrossSiteAsync(context, origins);
 
     private async Task CreateAsync(HttpContext context)
     {
@@ -345,40 +335,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         return false;
     }
 
-    private async Task<JsonObject?> ReadBodyAsync(HttpContext context)
-    {
-        var request = context.Request;
-        var mediaType = request.ContentType is { } ct && MediaTypeHeaderValue.TryParse(ct, out var parsed) ? parsed.MediaType.Value : null;
-        if (mediaType is not null && !mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
-            && !mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase))
-        {
-            await Problems.Write(context, StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "Send the record as application/json.");
-            return null;
-        }
-
-        var limit = options.MaxBodyBytes;
-        if (await BoundedBody.ReadAsync(request, limit, context.RequestAborted) is not { } bytes)
-        {
-            await Problems.TooLarge(context, limit);
-            return null;
-        }
-
-        try
-        {
-            if (JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = 32 }) is JsonObject body)
-            {
-                return body;
-            }
-
-            await Problems.Write(context, StatusCodes.Status400BadRequest, "Invalid body", "The body must be a JSON object.");
-        }
-        catch (JsonException ex)
-        {
-            await Problems.Write(context, StatusCodes.Status400BadRequest, "Malformed JSON", ex.Message);
-        }
-
-        return null;
-    }
+    private Task<JsonObject?> ReadBodyAsync(HttpContext context) => RequestChecks.ReadObjectAsync(context, options.MaxBodyBytes);
 
     private static Task WriteRecordAsync(HttpContext context, int status, StoredRecord record)
     {

@@ -144,44 +144,17 @@ internal sealed class JobEndpoints(JobService jobs, TidingsOptions options, Orig
             return null;
         }
 
-        if (!(context.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) ?? false))
+        // Job calls are always JSON: a body without a content type is refused rather than guessed.
+        if (context.Request.ContentType is null)
         {
             await Problems.Write(context, StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "Send application/json.");
             return null;
         }
 
-        if (await BoundedBody.ReadAsync(context.Request, options.MaxBodyBytes, context.RequestAborted) is not { } bytes)
-        {
-            await Problems.TooLarge(context, options.MaxBodyBytes);
-            return null;
-        }
-
-        try
-        {
-            if (JsonNode.Parse(bytes) is JsonObject body)
-            {
-                return body;
-            }
-        }
-        catch (JsonException)
-        {
-        }
-
-        await Problems.Write(context, StatusCodes.Status400BadRequest, "Invalid JSON", "The body must be a JSON object.");
-        return null;
+        return await RequestChecks.ReadObjectAsync(context, options.MaxBodyBytes);
     }
 
-    private async Task<bool> RefuseCrossSiteAsync(HttpContext context)
-    {
-        if (origins.AllowsWrite(context))
-        {
-            return false;
-        }
-
-        await Problems.Write(context, StatusCodes.Status403Forbidden, "Cross-site request refused",
-            "A call signed in by cookie must come from this site (or an origin in Bayeux:AllowedOrigins); other clients use a bearer token.");
-        return true;
-    }
+    private Task<bool> RefuseCrossSiteAsync(HttpContext context) => RequestChecks.RefuseCrossSiteAsync(context, origins);
 
     private static Task AnswerAsync(HttpContext context, JobOutcome outcome, int success) => outcome.Status switch
     {
