@@ -58,7 +58,7 @@ public sealed class ClientApiTests : IAsyncLifetime
 
         Assert.Equal(201, (await _server.SendAsync(HttpMethod.Post, "/api/todos", new JsonObject { ["title"] = "ui" })).Status);
 
-        await Eventually.UntilAsync(() => todos.Count == 2, "the add event");
+        await Eventually.UntilAsync(() => todos.Count == 2 && !threads.IsEmpty, "the add event, raised on the UI context");
         Assert.All(threads, t => Assert.Equal(ui.ThreadId, t));
         Assert.NotEmpty(threads);
         Assert.All(consistent, Assert.True);
