@@ -114,6 +114,61 @@ describe('recovery', { timeout: 90_000 }, () => {
     assert.ok(!titles.includes('given up offline'), 'a write reported as failed was not applied later');
   });
 
+  it('times out a REST write whose answer never comes: aborted, rejected, rolled back', async () => {
+    const f = await through({ writes: 'rest', clientOptions: { writeTimeout: 1 } });
+    await converged(f, server, PATH);
+    const errors = [];
+    f.collection.on('error', (e) => errors.push(e));
+    proxy.blackhole(); // the POST reaches the server; its answer never comes back
+    const promise = f.collection.create({ title: 'answer lost' });
+    const [id] = f.collection.pendingIds;
+    assert.equal(f.collection.get(id)?.title, 'answer lost', 'shown at once');
+    const error = await withTimeout(promise.then(() => null, (e) => e), 15_000, 'the unanswered REST write to settle');
+    assert.equal(error?.status, 408, String(error));
+    assert.match(error.message, /no answer within 1 s/);
+    assert.equal(error.operation, 'create');
+    assert.equal(error.id, id);
+    assert.deepEqual(errors, [error], 'reported once');
+    assert.equal(f.collection.get(id), undefined, 'rolled back');
+    assert.deepEqual(f.collection.pendingIds, []);
+
+    // The server did apply it: once answers flow again, catch-up brings the record back.
+    proxy.restore();
+    proxy.cut();
+    await converged(f, server, PATH);
+    assert.equal(f.collection.get(id)?.title, 'answer lost');
+    await f.collection.create({ title: 'answered' });
+    assert.equal(errors.length, 1);
+  });
+
+  it('retries a REST write while offline only until its deadline, and never sends it after giving up', async () => {
+    let posts = 0;
+    const fetch = (url, init) => {
+      if (init?.method === 'POST') posts++;
+      return globalThis.fetch(url, init);
+    };
+    const f = await through({ writes: 'rest', fetch, clientOptions: { writeTimeout: 2 } });
+    await converged(f, server, PATH);
+    proxy.down(); // connections refused: every attempt fails at once
+    const error = await withTimeout(f.collection.create({ title: 'given up offline (rest)' }).then(() => null, (e) => e),
+      15_000, 'the offline REST write to give up');
+    assert.equal(error?.status, 408, String(error));
+    assert.match(error.message, /no answer within 2 s \(\d+ attempts\)/);
+    assert.equal(error.cause?.status, 0, 'the last attempt found no server');
+    const attempts = posts;
+    assert.ok(attempts >= 2 && attempts <= 8, `retried, with growing pauses, a bounded number of times: ${attempts}`);
+    assert.deepEqual(f.collection.pendingIds, []);
+
+    proxy.up();
+    await waitFor(() => f.client.online, { message: 'the client to reconnect', timeout: 15_000 });
+    const answered = await f.collection.create({ title: 'sent after reconnecting (rest)' });
+    await converged(f, server, PATH);
+    assert.equal(posts, attempts + 1, 'no attempt of the given-up write after it settled');
+    const titles = [...(await server.state(PATH)).items.values()].map((t) => t.title);
+    assert.ok(titles.includes(answered.title));
+    assert.ok(!titles.includes('given up offline (rest)'));
+  });
+
   it('re-subscribes with since/epoch after a server restart and replays what it missed', async () => {
     // REST catch-ups fail in this test, so the missed changes can only come from the re-subscribe.
     const fetch = async (url, init) => {

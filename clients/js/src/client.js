@@ -37,13 +37,14 @@ export class TidingsClient extends Emitter {
     this.url = origin.replace(/\/+$/, '');
     /** @type {'rest' | 'socket'} */
     this.writes = options.writes ?? 'rest';
-    /** Seconds between retries of a write that got no answer (offline). */
+    /** Seconds between retries of a write that got no answer (offline), growing to 5 s; within `writeTimeout`. */
     this.retry = options.retry ?? 1;
     /** Default `maxHeld` of this client's collections (undefined: the collection's default, 1000). */
     this.maxHeld = options.maxHeld;
     /**
-     * Seconds a socket write waits for its reply. Then its promise rejects (status 408), the
-     * optimistic change is rolled back, and Faye stops sending it again.
+     * Seconds within which every write settles, counted from the call, offline time and retries
+     * included. A write still unanswered then rejects (status 408), its optimistic change is rolled
+     * back, a hanging REST request is aborted, and Faye stops sending a socket write again.
      */
     this.writeTimeout = options.writeTimeout ?? 10;
     this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
@@ -120,13 +121,16 @@ export class TidingsClient extends Emitter {
 
   /**
    * A REST request. Resolves with `{status, body}` for 2xx; rejects with a TidingsError otherwise
-   * (status 0 when there was no answer at all).
+   * (status 0 when there was no answer at all; 408 when none came by `deadline`, a `Date.now()` time).
    * @param {string} method
    * @param {string} path
-   * @param {{body?: any, headers?: Record<string, string>, operation?: string, id?: string}} [options]
+   * @param {{body?: any, headers?: Record<string, string>, operation?: string, id?: string, deadline?: number}} [options]
    */
-  async request(method, path, { body, headers = {}, operation, id } = {}) {
+  async request(method, path, { body, headers = {}, operation, id, deadline } = {}) {
     let response;
+    let text;
+    // A write's deadline cuts off a request that hangs (a server or proxy that never answers): 408.
+    const timeout = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, deadline - Date.now()));
     try {
       const token = this.#currentToken();
       if (token) headers = { authorization: `Bearer ${token}`, ...headers };
@@ -136,11 +140,15 @@ export class TidingsClient extends Emitter {
           : { 'content-type': 'application/json', accept: 'application/json', ...headers },
         body: body === undefined ? undefined : JSON.stringify(body),
         cache: 'no-store',
+        signal: timeout,
       });
+      text = await response.text().catch((cause) => { if (timeout?.aborted) throw cause; return ''; });
     } catch (cause) {
+      if (timeout?.aborted) {
+        throw new TidingsError(`${method} ${path}: no answer within ${this.writeTimeout} s`, { status: 408, cause, operation, id });
+      }
       throw new TidingsError(`${method} ${path}: no answer (${cause?.message ?? cause})`, { status: 0, cause, operation, id });
     }
-    const text = await response.text().catch(() => '');
     let json;
     try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
     if (response.ok) return { status: response.status, body: json };
@@ -158,15 +166,16 @@ export class TidingsClient extends Emitter {
   /**
    * A write through the socket: publishes `{method, body, version?}` on `path` and resolves with the
    * publish reply's `ext.tidings` (`{status, record?, seq?}`), or rejects with the reply's error —
-   * or, with no reply within `writeTimeout` seconds, with a TidingsError of status 408. (The server
-   * may still have applied it; if so, its event says so.)
+   * or, with no reply by `deadline` (a `Date.now()` time; default `writeTimeout` seconds from now), with a
+   * TidingsError of status 408. (The server may still have applied it; if so, its event says so.)
    * @param {string} path
    * @param {{method: string, body: object, version?: number}} data
-   * @param {{operation?: string, id?: string}} [details]
+   * @param {{operation?: string, id?: string, deadline?: number}} [details]
    */
-  publishWrite(path, data, details = {}) {
+  publishWrite(path, data, { deadline, ...details } = {}) {
     return new Promise((resolve, reject) => {
       const seconds = this.writeTimeout;
+      const wait = deadline === undefined ? seconds * 1000 : Math.max(0, deadline - Date.now());
       /** @type {SocketWrite} */
       const write = {
         id: undefined,
@@ -190,11 +199,11 @@ export class TidingsClient extends Emitter {
         if (write.id === undefined) this.#abandoned.add(data);
         const what = `${details.operation ?? data.method} ${path}${details.id ? ` (${details.id})` : ''}`;
         reject(new TidingsError(`${what}: no reply to the socket write within ${seconds} s`, { status: 408, ...details }));
-      }, seconds * 1000);
+      }, wait);
       this.#writes.add(write);
       this.#writesByData.set(data, write);
       // deadline: Faye stops re-sending it (on reconnect) once this write has given up.
-      this.faye.publish(path, data, { deadline: seconds });
+      this.faye.publish(path, data, { deadline: wait / 1000 });
     });
   }
 

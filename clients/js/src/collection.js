@@ -158,12 +158,12 @@ export class LiveCollection extends Emitter {
       const position = this.#localPosition(id, placement ?? { to: 'end' });
       op.attrs = { ...body, ...(position ? { position } : {}) };
     }
-    return this.#write(id, op, 'create', async () => {
+    return this.#write(id, op, 'create', async (deadline) => {
       if (this.writes === 'socket') {
-        return (await this.client.publishWrite(this.path, { method: 'POST', body, ...(placement ?? {}) }, { operation: 'create', id })).record;
+        return (await this.client.publishWrite(this.path, { method: 'POST', body, ...(placement ?? {}) }, { operation: 'create', id, deadline })).record;
       }
       const query = placement ? `?${new URLSearchParams(placement)}` : '';
-      return (await this.client.request('POST', this.path + query, { body, operation: 'create', id })).body;
+      return (await this.client.request('POST', this.path + query, { body, operation: 'create', id, deadline })).body;
     });
   }
 
@@ -184,11 +184,11 @@ export class LiveCollection extends Emitter {
     }
     const position = this.#localPosition(id, placement);
     const op = { kind: 'update', attrs: position ? { position } : {}, replace: false };
-    return this.#write(id, op, 'move', async () => {
+    return this.#write(id, op, 'move', async (deadline) => {
       if (this.writes === 'socket') {
-        return (await this.client.publishWrite(this.path, { method: 'MOVE', body: { id }, ...placement }, { operation: 'move', id })).record;
+        return (await this.client.publishWrite(this.path, { method: 'MOVE', body: { id }, ...placement }, { operation: 'move', id, deadline })).record;
       }
-      return (await this.client.request('POST', `${this.path}/${encodeURIComponent(id)}/move`, { body: placement, operation: 'move', id })).body;
+      return (await this.client.request('POST', `${this.path}/${encodeURIComponent(id)}/move`, { body: placement, operation: 'move', id, deadline })).body;
     });
   }
 
@@ -223,14 +223,14 @@ export class LiveCollection extends Emitter {
     const expected = version === true ? this.#confirmed.get(id)?.version : version;
     const op = { kind: 'update', attrs: stripServerFields(attrs, this.sorted), replace };
     const method = replace ? 'PUT' : 'PATCH';
-    return this.#write(id, op, 'update', async () => {
+    return this.#write(id, op, 'update', async (deadline) => {
       if (this.writes === 'socket') {
         const data = { method, body: { ...op.attrs, id } };
         if (expected !== undefined) data.version = expected;
-        return (await this.client.publishWrite(this.path, data, { operation: 'update', id })).record;
+        return (await this.client.publishWrite(this.path, data, { operation: 'update', id, deadline })).record;
       }
       const headers = expected === undefined ? {} : { 'if-match': `"${expected}"` };
-      return (await this.client.request(method, `${this.path}/${encodeURIComponent(id)}`, { body: op.attrs, headers, operation: 'update', id })).body;
+      return (await this.client.request(method, `${this.path}/${encodeURIComponent(id)}`, { body: op.attrs, headers, operation: 'update', id, deadline })).body;
     });
   }
 
@@ -243,15 +243,15 @@ export class LiveCollection extends Emitter {
    */
   remove(id, { version } = {}) {
     const expected = version === true ? this.#confirmed.get(id)?.version : version;
-    return this.#write(id, { kind: 'delete' }, 'remove', async () => {
+    return this.#write(id, { kind: 'delete' }, 'remove', async (deadline) => {
       try {
         if (this.writes === 'socket') {
           const data = { method: 'DELETE', body: { id } };
           if (expected !== undefined) data.version = expected;
-          await this.client.publishWrite(this.path, data, { operation: 'remove', id });
+          await this.client.publishWrite(this.path, data, { operation: 'remove', id, deadline });
         } else {
           const headers = expected === undefined ? {} : { 'if-match': `"${expected}"` };
-          await this.client.request('DELETE', `${this.path}/${encodeURIComponent(id)}`, { headers, operation: 'remove', id });
+          await this.client.request('DELETE', `${this.path}/${encodeURIComponent(id)}`, { headers, operation: 'remove', id, deadline });
         }
       } catch (error) {
         if (error.status !== 404) throw error;
@@ -260,18 +260,27 @@ export class LiveCollection extends Emitter {
     }).then(() => undefined);
   }
 
+  /**
+   * Runs a write: `send(deadline)` is tried, and tried again after an unanswered attempt, until the write's
+   * deadline (`writeTimeout` seconds from this call, offline time included). Every attempt is cut off at the
+   * deadline, and no retry starts past it: a write always settles within `writeTimeout`.
+   */
   #write(id, op, operation, send) {
     this.#addPending(id, op);
+    const seconds = this.client.writeTimeout;
+    const deadline = Date.now() + seconds * 1000;
     const settled = (async () => {
       for (let attempt = 0; ; attempt++) {
         try {
-          const result = await send();
+          const result = await send(deadline);
           if (result === DELETED) this.#confirmDelete(id);
           else if (result) this.#applyReply(result);
           return result === DELETED ? undefined : this.#confirmed.get(id) ?? result;
         } catch (error) {
           if (!this.#retryable(error) || this.#closed) throw error;
-          await new Promise((resolve) => setTimeout(resolve, Math.min(this.client.retry * 1000 * (attempt + 1), 5000)));
+          const pause = Math.min(this.client.retry * 1000 * (attempt + 1), 5000);
+          if (Date.now() + pause >= deadline) throw gaveUp(error, seconds, attempt + 1);
+          await new Promise((resolve) => setTimeout(resolve, pause));
         }
       }
     })();
@@ -551,6 +560,16 @@ export class LiveCollection extends Emitter {
 
 const DELETED = Symbol('deleted');
 const SERVER_FIELDS = ['id', 'version', 'createdAt', 'updatedAt'];
+
+/**
+ * The error a write settles with when its deadline passed while it was being retried: 408 when the last
+ * attempt got no answer at all, else the last refusal (429, or a 401 while Faye re-handshakes).
+ */
+function gaveUp(error, seconds, attempts) {
+  if (error.status !== 0) return error;
+  const message = `${error.message.replace(/: no answer.*$/s, '')}: no answer within ${seconds} s (${attempts} attempt${attempts === 1 ? '' : 's'})`;
+  return new TidingsError(message, { status: 408, cause: error, operation: error.operation, id: error.id });
+}
 
 function stripServerFields(attrs, sorted) {
   const copy = { ...attrs };

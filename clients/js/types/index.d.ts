@@ -32,8 +32,9 @@ export interface ClientOptions {
   /** Default `maxHeld` of this client's collections. Default: 1000. */
   maxHeld?: number;
   /**
-   * Seconds a socket write (`writes: 'socket'`) waits for its reply; then it rejects with a
-   * TidingsError of status 408 and its optimistic change is rolled back. Default: 10.
+   * Seconds within which every write (REST or socket) settles, counted from the call, offline time and
+   * retries included: still unanswered then, it rejects with a TidingsError of status 408 (an `error`
+   * event too) and its optimistic change is rolled back. Default: 10.
    */
   writeTimeout?: number;
 }
