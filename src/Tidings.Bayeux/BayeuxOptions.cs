@@ -19,7 +19,7 @@ public sealed class BayeuxOptions
     public const int DefaultMaxQueuedBytes = 1024 * 1024;
     public const int DefaultMaxSubscriptionsPerSession = 1000;
     public const int DefaultMaxSessions = 200_000;
-    public const int DefaultMaxInnerWildcardPatterns = 1000;
+    public const int DefaultMaxInnerWildcardsPerSession = 32;
 
     /// <summary>How long a <c>/meta/connect</c> is held open when nothing arrives (<c>advice.timeout</c>).</summary>
     public TimeSpan ConnectTimeout { get; set; } = DefaultConnectTimeout;
@@ -55,10 +55,11 @@ public sealed class BayeuxOptions
     public int MaxSubscriptionsPerSession { get; set; } = DefaultMaxSubscriptionsPerSession;
 
     /// <summary>
-    /// Distinct patterns with an inner <c>*</c> (<c>/api/flows/*/messages</c>) across all sessions. Expansion cannot
-    /// find them, so every publish checks each one: this bounds that cost.
+    /// Subscriptions with an inner <c>*</c> (<c>/api/flows/*/messages</c>) one session may hold. Their number across
+    /// sessions costs nothing per publish (they are found in a tree of segments), so this is a per-session budget —
+    /// one client cannot use up anyone else's — that bounds the tree's memory with <see cref="MaxSessions"/>.
     /// </summary>
-    public int MaxInnerWildcardPatterns { get; set; } = DefaultMaxInnerWildcardPatterns;
+    public int MaxInnerWildcardsPerSession { get; set; } = DefaultMaxInnerWildcardsPerSession;
 
     /// <summary>Live sessions the server accepts; handshakes beyond it are refused.</summary>
     public int MaxSessions { get; set; } = DefaultMaxSessions;

@@ -125,23 +125,6 @@ describe('live collections over Bayeux', () => {
     assert.deepEqual([listed.json.items.length, listed.json.seq], [1, 1]);
   });
 
-  it('a faye wildcard subscription over partitions receives each partition on its own channel', async () => {
-    const tag = randomUUID().slice(0, 8);
-    const client = await connectClient('faye-websocket', server, { token });
-    clients.push(client);
-    await client.subscribe('/api/flows/*/messages');
-
-    await rest(server, 'POST', `/api/flows/a${tag}/messages`, { content: 'one' });
-    await rest(server, 'POST', `/api/flows/b${tag}/messages`, { content: 'two' });
-    await rest(server, 'POST', TODOS, { title: 'not a message' });
-
-    const got = await client.deliveries.count((m) => m.channel.includes(tag), 2, 5000, 'both partitions');
-    assert.deepEqual(got.map((m) => [m.channel, m.data.body.content]),
-      [[`/api/flows/a${tag}/messages`, 'one'], [`/api/flows/b${tag}/messages`, 'two']]);
-    await quietPeriod();
-    assert.equal(client.deliveries.filter((m) => m.channel === TODOS).length, 0);
-  });
-
   it('a faye client that was away catches up exactly with since, then continues live', async () => {
     const flow = `/api/flows/away-${randomUUID().slice(0, 8)}/messages`;
     for (const content of ['1', '2']) await rest(server, 'POST', flow, { content });
@@ -227,7 +210,7 @@ describe('live collections over Bayeux', () => {
     await assert.rejects(anonymousCometd.subscribe(flow), (error) => /^403:/.test(error.reply.error));
     await assert.rejects(anonymousFaye.publish(flow, { method: 'POST', body: { content: 'sneaky' } }), (error) => error.code === 403);
     // A wildcard is accepted, but the flow's events are filtered out for an anonymous recipient.
-    await anonymousFaye.subscribe('/api/flows/*/messages');
+    await anonymousFaye.subscribe('/api/flows/**');
     await anonymousFaye.subscribe(TODOS);
 
     await rest(server, 'POST', flow, { content: 'members only' });

@@ -1,6 +1,7 @@
 import { Emitter } from './emitter.js';
 import { TidingsError, fromBayeuxError } from './errors.js';
 import { LiveCollection } from './collection.js';
+import { hasInnerWildcard, channelMatches } from './channels.js';
 
 /**
  * One connection to a Tidings server: a Faye client for the change streams and socket writes, and
@@ -11,6 +12,10 @@ import { LiveCollection } from './collection.js';
  * extension installed here gives each of those subscribe messages the collection's current
  * position — `ext: {since, epoch}` once it has state, `ext: {snapshot: true}` before — so the server
  * replays exactly what was missed, or says RESET.
+ *
+ * `subscribe(pattern, handler)` also takes the inner wildcards of a Tidings server (a `*` before the last segment,
+ * as in all flows' messages), which Faye alone cannot route: the same extension asks for their events on each
+ * concrete channel and hands every incoming message to the handlers whose pattern matches it.
  */
 export class TidingsClient extends Emitter {
   /** @type {Map<string, LiveCollection>} */
@@ -25,6 +30,8 @@ export class TidingsClient extends Emitter {
   #abandoned = new WeakSet();
   #ownsFaye = false;
   #unbind = [];
+  /** @type {Map<string, Set<{handler: (data: any, channel: string) => void}>>} inner-wildcard pattern → its handlers */
+  #innerWildcards = new Map();
 
   /**
    * @param {import('../types/index.js').ClientOptions} [options]
@@ -109,6 +116,43 @@ export class TidingsClient extends Emitter {
   /** @internal Called by a collection when it closes. */
   forget(collection) {
     if (this.#collections.get(collection.path) === collection) this.#collections.delete(collection.path);
+  }
+
+  /**
+   * Subscribes `handler(data, channel)` to a channel or pattern: `/chat/room`, `/chat/*`, `/chat/**`, and inner
+   * wildcards (a `*` before the last segment: one segment there, say any flow's messages). Each event runs each
+   * subscription's handler once, with its concrete channel, however the subscriptions overlap. Resolves once the server has confirmed; rejects with a
+   * TidingsError when it refuses (its `status` is the Bayeux error code). `cancel()` on the result unsubscribes.
+   * @param {string} pattern
+   * @param {(data: any, channel: string) => void} handler
+   * @returns {Promise<{cancel: () => void}>}
+   */
+  async subscribe(pattern, handler) {
+    if (!hasInnerWildcard(pattern)) {
+      const subscription = this.faye.subscribe(pattern).withChannel((channel, data) => handler(data, channel));
+      await settled(subscription, pattern);
+      return { cancel: () => subscription.cancel() };
+    }
+
+    // Faye matches only trailing wildcards (and would throw on a message whose channel is a pattern): the server is
+    // asked for these events on their concrete channels (#outgoing), and #incoming hands them to these handlers.
+    let handlers = this.#innerWildcards.get(pattern);
+    if (!handlers) this.#innerWildcards.set(pattern, (handlers = new Set()));
+    const entry = { handler };
+    handlers.add(entry);
+    const subscription = this.faye.subscribe(pattern); // no callback: Faye never routes a message to it
+    const cancel = () => {
+      handlers.delete(entry);
+      if (handlers.size === 0 && this.#innerWildcards.get(pattern) === handlers) this.#innerWildcards.delete(pattern);
+      subscription.cancel();
+    };
+    try {
+      await settled(subscription, pattern);
+    } catch (error) {
+      cancel();
+      throw error;
+    }
+    return { cancel };
   }
 
   /** Closes every collection; disconnects the Faye client if this client created it. */
@@ -219,6 +263,8 @@ export class TidingsClient extends Emitter {
     } else if (message.channel === '/meta/subscribe') {
       const collection = this.#collections.get(message.subscription);
       if (collection) message.ext = { ...message.ext, ...collection.subscribeExt() };
+      // Inner wildcards: on each concrete channel, which #incoming routes (re-subscribes after a handshake too).
+      if (this.#innerWildcards.has(message.subscription)) message.ext = { ...message.ext, delivery: 'concrete' };
     } else if (!message.channel.startsWith('/meta/') && message.data && this.#writesByData.has(message.data)) {
       const write = this.#writesByData.get(message.data);
       write.id = message.id;
@@ -230,9 +276,37 @@ export class TidingsClient extends Emitter {
   #incoming(message) {
     if (message.successful !== undefined && message.id !== undefined && !message.channel.startsWith('/meta/')) {
       this.#writesById.get(message.id)?.resolve(message);
+    } else if (this.#innerWildcards.size > 0 && message.successful === undefined && 'data' in message
+      && !message.channel.startsWith('/meta/')) {
+      this.#routeToInnerWildcards(message);
     }
     return message;
   }
+
+  /** Runs the handlers of every inner-wildcard pattern that matches the message's channel, once each. */
+  #routeToInnerWildcards(message) {
+    for (const [pattern, handlers] of this.#innerWildcards) {
+      if (!channelMatches(pattern, message.channel)) continue;
+      for (const { handler } of [...handlers]) {
+        try {
+          handler(message.data, message.channel);
+        } catch (error) {
+          queueMicrotask(() => { throw error; }); // as Faye's own callbacks: visible, and not in the way of the others
+        }
+      }
+    }
+  }
+}
+
+/** Resolves when Faye's subscribe is confirmed; rejects with a TidingsError carrying the server's code when refused. */
+function settled(subscription, pattern) {
+  return new Promise((resolve, reject) => {
+    subscription.callback(() => resolve());
+    subscription.errback((error) => {
+      const status = Number.isInteger(error?.code) ? error.code : Number(/^(\d+)/.exec(String(error))?.[1] ?? 0);
+      reject(new TidingsError(`subscribe ${pattern}: ${error?.message ?? error}`, { status, operation: 'subscribe' }));
+    });
+  });
 }
 
 /** @typedef {{id: string | undefined, timer: any, resolve: (reply: any) => void}} SocketWrite */

@@ -128,6 +128,11 @@ export class TidingsClient extends Emitter {
   /** False between Faye's `transport:down` and `transport:up`. */
   online: boolean;
   collection<T extends TidingsRecord = TidingsRecord>(path: string, options?: CollectionOptions<T>): LiveCollection<T>;
+  /**
+   * Subscribes to a channel or pattern, inner wildcards included (a `*` before the last segment); the handler runs
+   * once per event per subscription, with the concrete channel. Rejects with a TidingsError when refused.
+   */
+  subscribe(pattern: string, handler: (data: any, channel: string) => void): Promise<{ cancel(): void }>;
   request(method: string, path: string, options?: { body?: any; headers?: Record<string, string> }): Promise<{ status: number; body: any }>;
   close(): void;
   on(event: 'up' | 'down', listener: () => void): () => void;

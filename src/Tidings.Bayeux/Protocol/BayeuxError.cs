@@ -25,8 +25,20 @@ public static class BayeuxError
     public static string TooManySubscriptions(int limit) =>
         Format(429, limit.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "Too many subscriptions for this session (Bayeux.MaxSubscriptionsPerSession)");
-    public static string TooManyInnerWildcards(string pattern) =>
-        Format(429, pattern, "Too many distinct inner-wildcard patterns on this server (Bayeux.MaxInnerWildcardPatterns)");
+    public static string TooManyInnerWildcards(string pattern, int limit) =>
+        Format(429, pattern, $"Too many inner-wildcard subscriptions for this session (limit {limit} per Bayeux.MaxInnerWildcardsPerSession)");
+
+    /// <summary>An inner wildcard without <c>ext.delivery</c>: what a plain Faye client gets (its errback shows it).</summary>
+    public static string InnerWildcardNeedsDelivery(string pattern, string instead) =>
+        Format(405, pattern, $"Faye clients cannot receive an inner wildcard. Subscribe to {instead} instead (events are still filtered per user). " +
+            "CometD and Tidings clients send ext.delivery pattern or concrete");
+
+    public static string PatternDeliveryNeedsNamedEnd(string pattern, string instead) =>
+        Format(405, pattern, $"Pattern delivery needs a pattern that ends in a name (CometD would run its callback twice). Subscribe to {instead} instead");
+
+    /// <summary>Pattern delivery and a trailing wildcard of the same session that CometD would both hand one event to.</summary>
+    public static string PatternDeliveryOverlap(string pattern, string other) =>
+        Format(409, $"{pattern},{other}", $"Overlaps {other} of this session. CometD would hand its events to both (twice). Keep one of them");
     public static string ServerError(string detail) => Format(500, "", "Internal server error - " + detail);
 
     /// <summary>

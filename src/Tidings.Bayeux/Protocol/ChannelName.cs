@@ -25,14 +25,27 @@ public static class ChannelName
     /// <summary>True for a concrete name or a pattern ending in <c>/*</c> or <c>/**</c>.</summary>
     public static bool IsValidPattern(string? channel) => Check(channel, allowWildcard: true);
 
-    public static bool IsWildcard(string channel) => channel.EndsWith("/*", StringComparison.Ordinal) || channel.EndsWith("/**", StringComparison.Ordinal)
-        || HasInnerWildcard(channel);
+    public static bool IsWildcard(string channel) => IsTrailingWildcard(channel) || HasInnerWildcard(channel);
 
     /// <summary>True for a pattern with <c>*</c> before its last segment, which <see cref="Expand"/> does not produce.</summary>
     public static bool HasInnerWildcard(string pattern)
     {
         var lastSlash = pattern.LastIndexOf('/');
         return lastSlash > 0 && pattern.AsSpan(0, lastSlash + 1).IndexOf("/*/") >= 0;
+    }
+
+    /// <summary>True for a pattern whose last segment is <c>*</c> or <c>**</c>.</summary>
+    public static bool IsTrailingWildcard(string pattern) =>
+        pattern.EndsWith("/*", StringComparison.Ordinal) || pattern.EndsWith("/**", StringComparison.Ordinal);
+
+    /// <summary>
+    /// The trailing wildcard that covers an inner-wildcard pattern, for clients whose grammar has no inner <c>*</c>:
+    /// <c>/api/flows/*/messages</c> → <c>/api/flows/**</c>. Other names and patterns come back as they are.
+    /// </summary>
+    public static string TrailingWildcardFor(string pattern)
+    {
+        var star = pattern.IndexOf("/*/", StringComparison.Ordinal);
+        return star < 0 ? pattern : string.Concat(pattern.AsSpan(0, star + 1), "**");
     }
 
     /// <summary>Meta channels, including patterns such as <c>/meta/*</c>, which clients may not subscribe to.</summary>

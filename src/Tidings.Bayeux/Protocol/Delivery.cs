@@ -12,6 +12,7 @@ namespace Tidings.Bayeux.Protocol;
 public sealed class Delivery
 {
     private JsonElement? _data;
+    private PatternVariant? _onPattern;
 
     private Delivery(string channel, byte[] frame, JsonElement? data)
     {
@@ -39,6 +40,61 @@ public sealed class Delivery
     /// everyone have it. Runs on the fan-out path for every recipient: in memory, no I/O, no per-call allocation.
     /// </summary>
     public IDeliveryFilter? Filter { get; init; }
+
+    /// <summary>
+    /// This delivery as it goes to a subscription that asked for pattern delivery (CometD's clients route a message to
+    /// a subscription by its channel, so an inner-wildcard subscription must receive it on its own pattern):
+    /// <c>{"channel": pattern, "data": …, "ext": {"channel": the concrete channel}}</c>. Made once per pattern and
+    /// kept for the next recipient of the same pattern (one slot: recipients of one pattern come in a row).
+    /// </summary>
+    public Delivery OnPattern(string pattern)
+    {
+        if (Volatile.Read(ref _onPattern) is { } cached && string.Equals(cached.Pattern, pattern, StringComparison.Ordinal))
+        {
+            return cached.Delivery;
+        }
+
+        var buffer = new ArrayBufferWriter<byte>(Frame.Length + pattern.Length + 32);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            writer.WriteStartObject();
+            writer.WriteString(JsonNames.Channel, pattern);
+            writer.WritePropertyName(JsonNames.Data);
+            writer.WriteRawValue(DataBytes(), skipInputValidation: true);
+            writer.WriteStartObject(JsonNames.Ext);
+            writer.WriteString(JsonNames.Channel, Channel);
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+            writer.WriteEndArray();
+        }
+
+        var made = new Delivery(pattern, buffer.WrittenSpan.ToArray(), _data);
+        Volatile.Write(ref _onPattern, new PatternVariant(pattern, made));
+        return made;
+    }
+
+    /// <summary>The serialized <c>data</c> value inside <see cref="Frame"/>.</summary>
+    private ReadOnlySpan<byte> DataBytes()
+    {
+        var reader = new Utf8JsonReader(Message.Span);
+        reader.Read(); // the message object
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var isData = reader.ValueTextEquals("data"u8);
+            reader.Read();
+            var start = (int)reader.TokenStartIndex;
+            reader.Skip();
+            if (isData)
+            {
+                return Message.Span[start..(int)reader.BytesConsumed];
+            }
+        }
+
+        throw new InvalidOperationException("A delivery always carries data.");
+    }
+
+    private sealed record PatternVariant(string Pattern, Delivery Delivery);
 
     /// <summary>A copy of this delivery's bytes that recipients of <paramref name="filter"/> pass through.</summary>
     public Delivery WithFilter(IDeliveryFilter filter) => new(Channel, Frame, _data) { Filter = filter };

@@ -275,13 +275,15 @@ public sealed partial class BayeuxServer
         return reply;
     }
 
-    // /meta/subscribe — MUST: clientId, subscription (a name or pattern, or an array of them). MAY: ext, which
-    // channel handlers read (e.g. catch-up from a sequence number). All or nothing: one invalid, forbidden or
-    // refused entry refuses the whole request. /meta/** and /service/** are not subscribable.
+    // /meta/subscribe — MUST: clientId, subscription (a name or pattern, or an array of them); for an inner wildcard
+    // ext.delivery ("concrete" or "pattern", see InnerWildcardDelivery). MAY: ext, which channel handlers read (e.g.
+    // catch-up from a sequence number). All or nothing: one invalid, forbidden or refused entry refuses the whole
+    // request. /meta/** and /service/** are not subscribable.
     private async ValueTask<BayeuxReply> SubscribeAsync(BayeuxMessage message, BayeuxSession? session, BayeuxTransportContext transport,
         BayeuxReply reply, CancellationToken cancellationToken)
     {
-        if (RequireSession(message, session, reply) is not { } s || CheckSubscriptions(message, reply) is not { } patterns)
+        if (RequireSession(message, session, reply) is not { } s || CheckSubscriptions(message, reply) is not { } patterns
+            || InnerWildcardDelivery(message, patterns, reply) is not { } onPattern)
         {
             return reply;
         }
@@ -291,29 +293,31 @@ public sealed partial class BayeuxServer
             return reply.Fail(BayeuxError.TooManySubscriptions(Options.MaxSubscriptionsPerSession));
         }
 
-        var added = new List<string>(patterns.Count);
-        var full = false;
-        string? tooManyInner = null;
+        var added = new List<(string Pattern, Subscriber Entry)>(patterns.Count);
+        string? refusedHere = null;
         void Activate(string pattern)
         {
-            if (s.AddSubscription(pattern, Options.MaxSubscriptionsPerSession, out var atCap))
+            if (s.AddSubscription(pattern, onPattern && ChannelName.HasInnerWildcard(pattern), Options, out var refusal) is { } entry)
             {
-                if (!_index.TryAdd(pattern, s, Options.MaxInnerWildcardPatterns))
-                {
-                    s.RemoveSubscription(pattern);
-                    tooManyInner ??= pattern;
-                    return;
-                }
-
-                added.Add(pattern);
+                _index.Add(pattern, entry);
+                added.Add((pattern, entry));
                 if (s.IsClosed)
                 {
                     // Closed while subscribing: undo, or the index would keep a dead session.
-                    _index.Remove(pattern, s);
+                    _index.Remove(pattern, entry);
                 }
             }
 
-            full |= atCap;
+            refusedHere ??= refusal;
+        }
+
+        void UndoAdded()
+        {
+            foreach (var (pattern, entry) in added)
+            {
+                s.RemoveSubscription(pattern);
+                _index.Remove(pattern, entry);
+            }
         }
 
         foreach (var pattern in patterns)
@@ -337,34 +341,64 @@ public sealed partial class BayeuxServer
 
             if (context.Error is { } refused)
             {
-                foreach (var undo in added)
-                {
-                    s.RemoveSubscription(undo);
-                    _index.Remove(undo, s);
-                }
-
+                UndoAdded();
                 return reply.Fail(refused);
             }
 
             context.Activate();
         }
 
-        if (full || tooManyInner is not null)
+        if (refusedHere is not null)
         {
-            // Concurrent subscribes of this session filled it meanwhile, or the server has no room for another
-            // inner-wildcard pattern: all or nothing, as for any refusal.
-            foreach (var undo in added)
-            {
-                s.RemoveSubscription(undo);
-                _index.Remove(undo, s);
-            }
-
-            return reply.Fail(tooManyInner is not null
-                ? BayeuxError.TooManyInnerWildcards(tooManyInner)
-                : BayeuxError.TooManySubscriptions(Options.MaxSubscriptionsPerSession));
+            // A session limit (concurrent subscribes of this session may have filled it meanwhile) or an overlap:
+            // all or nothing, as for any refusal.
+            UndoAdded();
+            return reply.Fail(refusedHere);
         }
 
         return reply;
+    }
+
+    /// <summary>
+    /// How the events of the request's inner wildcards (<c>/api/flows/*/messages</c>, Tidings' extension of the grammar)
+    /// are to arrive; null when the request is refused. No stock client routes them by itself: Faye matches only
+    /// trailing wildcards (and throws on a message whose channel is a pattern), CometD routes by the message's channel.
+    /// So the client says what it can use — <c>ext.delivery</c>:
+    /// <c>"concrete"</c>: on each concrete channel, as every other subscription (the Tidings clients route them to the
+    /// pattern's handler themselves); <c>"pattern"</c>: on the pattern's own channel with the concrete one in
+    /// <c>ext.channel</c>, which CometD hands to that subscription. Without it the subscribe is refused with a 405
+    /// whose text and <c>ext.instead</c> name the trailing wildcard to use instead (<c>/api/flows/**</c>), so a plain
+    /// Faye app's errback says what to do rather than its callback silently never running.
+    /// </summary>
+    private static bool? InnerWildcardDelivery(BayeuxMessage message, IReadOnlyList<string> patterns, BayeuxReply reply)
+    {
+        if (patterns.FirstOrDefault(ChannelName.HasInnerWildcard) is not { } inner)
+        {
+            return false;
+        }
+
+        var asked = message.TryGetExt("delivery", out var field) && field.ValueKind == JsonValueKind.String ? field : default;
+        if (asked.ValueKind == JsonValueKind.String && asked.ValueEquals("concrete"))
+        {
+            return false;
+        }
+
+        if (asked.ValueKind == JsonValueKind.String && asked.ValueEquals("pattern"))
+        {
+            // CometD would hand a message on /a/*/* to its /a/*/* listener twice (as the name and as its /* glob).
+            if (patterns.FirstOrDefault(p => ChannelName.HasInnerWildcard(p) && ChannelName.IsTrailingWildcard(p)) is { } endsInWildcard)
+            {
+                reply.Fail(BayeuxError.PatternDeliveryNeedsNamedEnd(endsInWildcard, ChannelName.TrailingWildcardFor(endsInWildcard)));
+                return null;
+            }
+
+            return true;
+        }
+
+        var instead = ChannelName.TrailingWildcardFor(inner);
+        reply.GetOrCreateExt()["instead"] = instead;
+        reply.Fail(BayeuxError.InnerWildcardNeedsDelivery(inner, instead));
+        return null;
     }
 
     // /meta/unsubscribe — MUST: clientId, subscription. Unsubscribing from something not subscribed succeeds.
@@ -377,9 +411,9 @@ public sealed partial class BayeuxServer
 
         foreach (var pattern in patterns)
         {
-            if (s.RemoveSubscription(pattern))
+            if (s.RemoveSubscription(pattern) is { } entry)
             {
-                _index.Remove(pattern, s);
+                _index.Remove(pattern, entry);
             }
         }
 

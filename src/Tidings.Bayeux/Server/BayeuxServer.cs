@@ -152,9 +152,9 @@ public sealed partial class BayeuxServer : IDisposable
         }
 
         var (held, socket, subscriptions) = session.Close(reason);
-        foreach (var pattern in subscriptions)
+        foreach (var (pattern, entry) in subscriptions)
         {
-            _index.Remove(pattern, session);
+            _index.Remove(pattern, entry);
         }
 
         held?.TryRelease(ConnectRelease.SessionClosed);

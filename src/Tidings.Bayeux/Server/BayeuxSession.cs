@@ -27,7 +27,10 @@ public sealed class BayeuxSession : Subscriber
 {
     private readonly BayeuxServer _server;
     private readonly Lock _gate = new();
-    private readonly HashSet<string> _subscriptions = new(StringComparer.Ordinal);
+    /// <summary>Pattern → what stands for this session in the subscription index: itself, or a <see cref="PatternRecipient"/>.</summary>
+    private readonly Dictionary<string, Subscriber> _subscriptions = new(StringComparer.Ordinal);
+    private int _innerWildcards;
+    private int _onPattern;
     private readonly AckBatches? _acks;
     private Queue<Delivery>? _pending;
     private long _pendingBytes;
@@ -82,10 +85,12 @@ public sealed class BayeuxSession : Subscriber
         {
             lock (_gate)
             {
-                return [.. _subscriptions];
+                return [.. _subscriptions.Keys];
             }
         }
     }
+
+    internal override BayeuxSession Recipient => this;
 
     internal int SubscriptionCount
     {
@@ -103,7 +108,7 @@ public sealed class BayeuxSession : Subscriber
     {
         lock (_gate)
         {
-            return patterns.Distinct(StringComparer.Ordinal).Count(p => !_subscriptions.Contains(p));
+            return patterns.Distinct(StringComparer.Ordinal).Count(p => !_subscriptions.ContainsKey(p));
         }
     }
 
@@ -131,24 +136,90 @@ public sealed class BayeuxSession : Subscriber
     internal void Touch(long now) => Volatile.Write(ref _lastActivity, now);
 
     /// <summary>
-    /// Adds a subscription unless the session is closed, already has it, or holds <paramref name="max"/> already
-    /// (<paramref name="full"/>). Checked here, under the session's lock, because subscribes of one session can
-    /// run concurrently (several long-poll requests) and each passes the early count check on its own.
+    /// Adds a subscription unless the session is closed, already has it, or a limit refuses it (<paramref name="refusal"/>:
+    /// <see cref="BayeuxOptions.MaxSubscriptionsPerSession"/>, <see cref="BayeuxOptions.MaxInnerWildcardsPerSession"/>,
+    /// or an overlap that would make a pattern-delivering client run a callback twice). Checked here, under the
+    /// session's lock, because subscribes of one session can run concurrently (several long-poll requests).
     /// </summary>
-    internal bool AddSubscription(string pattern, int max, out bool full)
+    /// <param name="onPattern">Deliver on the pattern's own channel (an inner wildcard asked for <c>ext.delivery: "pattern"</c>).</param>
+    /// <returns>What to add to the subscription index for it, or null when nothing is to be added.</returns>
+    internal Subscriber? AddSubscription(string pattern, bool onPattern, BayeuxOptions limits, out string? refusal)
     {
         lock (_gate)
         {
-            full = !IsClosed && _subscriptions.Count >= max && !_subscriptions.Contains(pattern);
-            return !IsClosed && !full && _subscriptions.Add(pattern);
+            refusal = null;
+            if (IsClosed || _subscriptions.ContainsKey(pattern))
+            {
+                return null;
+            }
+
+            var inner = ChannelName.HasInnerWildcard(pattern);
+            refusal = _subscriptions.Count >= limits.MaxSubscriptionsPerSession
+                ? BayeuxError.TooManySubscriptions(limits.MaxSubscriptionsPerSession)
+                : inner && _innerWildcards >= limits.MaxInnerWildcardsPerSession
+                    ? BayeuxError.TooManyInnerWildcards(pattern, limits.MaxInnerWildcardsPerSession)
+                    : FindPatternOverlap(pattern, onPattern) is { } other
+                        ? BayeuxError.PatternDeliveryOverlap(pattern, other)
+                        : null;
+            if (refusal is not null)
+            {
+                return null;
+            }
+
+            Subscriber entry = onPattern ? new PatternRecipient(this, pattern) : this;
+            _subscriptions.Add(pattern, entry);
+            _innerWildcards += inner ? 1 : 0;
+            _onPattern += onPattern ? 1 : 0;
+            return entry;
         }
     }
 
-    internal bool RemoveSubscription(string pattern)
+    /// <summary>
+    /// A CometD client hands a message on channel <c>/a/*/b</c> to its listeners of <c>/a/*/b</c> and of every
+    /// trailing wildcard that matches that name (<c>/a/*/*</c>, <c>/a/**</c>, <c>/**</c>: <see cref="ChannelName.Expand"/>).
+    /// When such a listener is also one of this session's subscriptions it would get each event twice (once on the
+    /// concrete channel, once on the pattern), so the newer of the two is refused, naming the other.
+    /// </summary>
+    private string? FindPatternOverlap(string pattern, bool onPattern)
+    {
+        if (onPattern)
+        {
+            foreach (var shadow in ChannelName.Expand(pattern).AsSpan(1))
+            {
+                if (_subscriptions.ContainsKey(shadow))
+                {
+                    return shadow;
+                }
+            }
+        }
+
+        if (_onPattern > 0)
+        {
+            foreach (var (held, entry) in _subscriptions)
+            {
+                if (entry is PatternRecipient && Array.IndexOf(ChannelName.Expand(held), pattern, 1) > 0)
+                {
+                    return held;
+                }
+            }
+        }
+
+        return null;
+    }
+
+    /// <returns>The index entry of the removed subscription, or null when it was not there.</returns>
+    internal Subscriber? RemoveSubscription(string pattern)
     {
         lock (_gate)
         {
-            return _subscriptions.Remove(pattern);
+            if (!_subscriptions.Remove(pattern, out var entry))
+            {
+                return null;
+            }
+
+            _innerWildcards -= ChannelName.HasInnerWildcard(pattern) ? 1 : 0;
+            _onPattern -= entry is PatternRecipient ? 1 : 0;
+            return entry;
         }
     }
 
@@ -365,7 +436,7 @@ public sealed class BayeuxSession : Subscriber
     }
 
     /// <summary>Marks the session closed and returns what must be cleaned up outside the lock.</summary>
-    internal (HeldConnect? Held, ISessionTransport? Socket, string[] Subscriptions) Close(SessionCloseReason reason)
+    internal (HeldConnect? Held, ISessionTransport? Socket, KeyValuePair<string, Subscriber>[] Subscriptions) Close(SessionCloseReason reason)
     {
         lock (_gate)
         {
@@ -378,8 +449,10 @@ public sealed class BayeuxSession : Subscriber
             _pending = null;
             _pendingBytes = 0;
             _acks?.Clear();
-            string[] subscriptions = [.. _subscriptions];
+            KeyValuePair<string, Subscriber>[] subscriptions = [.. _subscriptions];
             _subscriptions.Clear();
+            _innerWildcards = 0;
+            _onPattern = 0;
             return (held, socket, subscriptions);
         }
     }

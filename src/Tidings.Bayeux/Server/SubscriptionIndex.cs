@@ -8,13 +8,16 @@ namespace Tidings.Bayeux.Server;
 /// match it (<see cref="ChannelName.Expand"/>) and looks each up, so its cost does not grow with the
 /// number of wildcard subscriptions. Each set keeps an array snapshot for the fan-out loop, rebuilt only
 /// after a change: publishing takes no lock per subscriber and allocates nothing per subscriber.
-/// Patterns with an inner <c>*</c> (<c>/api/flows/*/messages</c>) cannot be found by expansion; they are few
-/// (about one per collection), checked one by one, and capped (<see cref="BayeuxOptions.MaxInnerWildcardPatterns"/>).
+/// Patterns with an inner <c>*</c> (<c>/api/flows/*/messages</c>) cannot be found by expansion; they live in a tree
+/// of segments (<see cref="InnerWildcardTrie"/>) that a publish walks along its channel's segments, so their number
+/// does not cost anything per publish either. (Sessions are capped in how many they hold:
+/// <see cref="BayeuxOptions.MaxInnerWildcardsPerSession"/>.)
 /// </summary>
 internal sealed class SubscriptionIndex
 {
     private readonly ConcurrentDictionary<string, SubscriberSet> _sets = new(StringComparer.Ordinal);
-    private volatile string[] _innerPatterns = [];
+    private readonly InnerWildcardTrie _innerPatterns = new();
+    private readonly Lock _innerGate = new();
 
     [ThreadStatic]
     private static HashSet<Subscriber>? t_seen;
@@ -26,26 +29,24 @@ internal sealed class SubscriptionIndex
     [ThreadStatic]
     private static int t_depth;
 
-    public void Add(string pattern, Subscriber subscriber) => TryAdd(pattern, subscriber, int.MaxValue);
-
-    /// <summary>Adds a subscriber; false (and nothing added) when the pattern would be a new inner-wildcard pattern
-    /// beyond <paramref name="maxInnerPatterns"/>.</summary>
-    public bool TryAdd(string pattern, Subscriber subscriber, int maxInnerPatterns)
+    public void Add(string pattern, Subscriber subscriber)
     {
         while (true)
         {
             var set = _sets.GetOrAdd(pattern, static _ => new SubscriberSet());
             if (set.TryAdd(subscriber))
             {
-                // Added to the set first, then to the inner list: a concurrent removal of the pattern's last
-                // subscriber then sees the set and keeps the pattern listed.
-                if (ChannelName.HasInnerWildcard(pattern) && !UpdateInnerPatterns(pattern, add: true, maxInnerPatterns))
+                // Added to the set first, then to the tree: a concurrent removal of the pattern's last subscriber
+                // then sees the set and keeps the pattern in the tree.
+                if (ChannelName.HasInnerWildcard(pattern))
                 {
-                    Remove(pattern, subscriber);
-                    return false;
+                    lock (_innerGate)
+                    {
+                        _innerPatterns.Add(pattern);
+                    }
                 }
 
-                return true;
+                return;
             }
 
             // The set was emptied and retired between the lookup and the add; use its replacement.
@@ -59,32 +60,14 @@ internal sealed class SubscriptionIndex
             _sets.TryRemove(new KeyValuePair<string, SubscriberSet>(pattern, set));
             if (ChannelName.HasInnerWildcard(pattern))
             {
-                UpdateInnerPatterns(pattern, add: false);
-            }
-        }
-    }
-
-    private bool UpdateInnerPatterns(string pattern, bool add, int max = int.MaxValue)
-    {
-        lock (_sets)
-        {
-            var current = _innerPatterns;
-            var present = Array.IndexOf(current, pattern) >= 0;
-            if (add && !present)
-            {
-                if (current.Length >= max)
+                lock (_innerGate)
                 {
-                    return false;
+                    if (!_sets.ContainsKey(pattern))
+                    {
+                        _innerPatterns.Remove(pattern);
+                    }
                 }
-
-                _innerPatterns = [.. current, pattern];
             }
-            else if (!add && present && !_sets.ContainsKey(pattern))
-            {
-                _innerPatterns = [.. current.Where(p => p != pattern)];
-            }
-
-            return true;
         }
     }
 
@@ -100,13 +83,13 @@ internal sealed class SubscriptionIndex
             }
         }
 
-        foreach (var pattern in _innerPatterns)
+        _innerPatterns.Match(channel, (_sets, matched), static (pattern, state) =>
         {
-            if (ChannelName.Matches(pattern, channel) && _sets.TryGetValue(pattern, out var set))
+            if (state._sets.TryGetValue(pattern, out var set))
             {
-                matched.Add(set);
+                state.matched.Add(set);
             }
-        }
+        });
 
         return matched.Count == 1 ? matched[0] : null;
     }
@@ -170,11 +153,11 @@ internal sealed class SubscriptionIndex
 
     private static void DeliverTo(Subscriber subscriber, Delivery delivery)
     {
-        if (delivery.Filter is { } filter && subscriber is BayeuxSession session)
+        if (delivery.Filter is { } filter && subscriber.Recipient is { } session)
         {
             if (filter.Select(session, delivery) is { } selected)
             {
-                session.Deliver(selected);
+                subscriber.Deliver(selected);
             }
 
             return;

@@ -66,6 +66,16 @@ public sealed class ChannelNameTests
     }
 
     [Theory]
+    [InlineData("/api/flows/*/messages", "/api/flows/**")]
+    [InlineData("/*/echo", "/**")]
+    [InlineData("/a/*/b/*/c", "/a/**")]
+    [InlineData("/a/*/**", "/a/**")]
+    [InlineData("/a/b/*", "/a/b/*")]
+    [InlineData("/a/b", "/a/b")]
+    public void The_trailing_wildcard_for_an_inner_one_covers_it_for_clients_without_inner_stars(string pattern, string expected) =>
+        Assert.Equal(expected, ChannelName.TrailingWildcardFor(pattern));
+
+    [Theory]
     [InlineData("/foo/**/bar")]
     [InlineData("/**/foo")]
     [InlineData("/foo/***")]

@@ -91,8 +91,9 @@ internal sealed class BayeuxHarness : IDisposable
         return await pending.ResultAsync();
     }
 
-    public Task<JsonElement> SubscribeAsync(string clientId, string subscription) =>
-        RequestAsync($$"""{"channel":"/meta/subscribe","clientId":"{{clientId}}","subscription":{{subscription}},"id":"s1"}""");
+    /// <param name="ext">The subscribe's <c>ext</c> as JSON, or null for none.</param>
+    public Task<JsonElement> SubscribeAsync(string clientId, string subscription, string? ext = null) =>
+        RequestAsync($$"""{"channel":"/meta/subscribe","clientId":"{{clientId}}","subscription":{{subscription}},"id":"s1"{{(ext is null ? "" : ",\"ext\":" + ext)}}}""");
 
     public Task<JsonElement> UnsubscribeAsync(string clientId, string subscription) =>
         RequestAsync($$"""{"channel":"/meta/unsubscribe","clientId":"{{clientId}}","subscription":{{subscription}},"id":"u1"}""");

@@ -78,9 +78,17 @@ internal sealed class BayeuxClient(HttpClient http, string path = "/bayeux")
         return reply;
     }
 
+    /// <summary>Subscribes; an inner wildcard (<c>/api/flows/*/messages</c>) asks for its events on each concrete channel,
+    /// which this client's tests read (<c>ext.delivery: "concrete"</c>, as the Tidings clients ask).</summary>
     public Task<JsonObject> SubscribeAsync(string channel, JsonObject? ext = null)
     {
         var message = new JsonObject { ["channel"] = "/meta/subscribe", ["subscription"] = channel };
+        if (Tidings.Bayeux.Protocol.ChannelName.HasInnerWildcard(channel))
+        {
+            ext ??= [];
+            ext["delivery"] ??= "concrete";
+        }
+
         if (ext is not null)
         {
             message["ext"] = ext;

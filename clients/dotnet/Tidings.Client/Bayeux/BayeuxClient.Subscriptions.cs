@@ -5,8 +5,8 @@ namespace Tidings.Client.Bayeux;
 public sealed partial class BayeuxClient
 {
     /// <summary>
-    /// Subscribes <paramref name="handler"/> to a channel or pattern (<c>/chat/*</c>, <c>/chat/**</c>) and waits for the
-    /// server's confirmation (a refusal throws <see cref="TidingsException"/> with the Bayeux error's code). The
+    /// Subscribes <paramref name="handler"/> to a channel or pattern (<c>/chat/*</c>, <c>/chat/**</c>, and on a Tidings server
+    /// <c>/api/flows/*/messages</c>: each event once, on its concrete channel) and waits for the server's confirmation (a refusal throws <see cref="TidingsException"/> with the Bayeux error's code). The
     /// subscription is renewed after every re-handshake. Handlers run one message at a time, in arrival order.
     /// </summary>
     public Task<BayeuxSubscription> SubscribeAsync(string channel, Func<BayeuxMessage, CancellationToken, ValueTask> handler,
@@ -104,7 +104,16 @@ public sealed partial class BayeuxClient
                         ["clientId"] = s.ClientId,
                         ["subscription"] = subscription.Channel,
                     };
-                    if (subscription.SubscribeExt?.Invoke() is { } ext)
+                    var ext = subscription.SubscribeExt?.Invoke();
+                    if (BayeuxChannel.HasInnerWildcard(subscription.Channel))
+                    {
+                        // Tidings asks how inner-wildcard events should arrive. This client routes each concrete channel
+                        // to every subscription whose pattern matches it (DispatchAsync), so: on the concrete channels.
+                        ext ??= [];
+                        ext["delivery"] = "concrete";
+                    }
+
+                    if (ext is not null)
                     {
                         message["ext"] = ext;
                     }

@@ -87,4 +87,11 @@ public static class BayeuxChannel
     }
 
     public static bool IsMeta(string channel) => channel.StartsWith("/meta/", StringComparison.Ordinal);
+
+    /// <summary>True for a pattern with <c>*</c> before its last segment (<c>/api/flows/*/messages</c>), a Tidings extension.</summary>
+    public static bool HasInnerWildcard(string pattern)
+    {
+        var lastSlash = pattern.LastIndexOf('/');
+        return lastSlash > 0 && pattern.AsSpan(0, lastSlash + 1).IndexOf("/*/") >= 0;
+    }
 }
