@@ -19,6 +19,7 @@ public sealed class BayeuxOptions
     public const int DefaultMaxQueuedBytes = 1024 * 1024;
     public const int DefaultMaxSubscriptionsPerSession = 1000;
     public const int DefaultMaxSessions = 200_000;
+    public const int DefaultMaxSessionsPerAddress = 1000;
     public const int DefaultMaxInnerWildcardPatterns = 1000;
 
     /// <summary>How long a <c>/meta/connect</c> is held open when nothing arrives (<c>advice.timeout</c>).</summary>
@@ -62,6 +63,12 @@ public sealed class BayeuxOptions
 
     /// <summary>Live sessions the server accepts; handshakes beyond it are refused.</summary>
     public int MaxSessions { get; set; } = DefaultMaxSessions;
+
+    /// <summary>
+    /// Live sessions one client address may hold; its handshakes beyond it are refused (<c>429</c>) until one ends. Behind a
+    /// proxy, enable ASP.NET Core's forwarded headers so the address is the client's.
+    /// </summary>
+    public int MaxSessionsPerAddress { get; set; } = DefaultMaxSessionsPerAddress;
 
     /// <summary>Interval of WebSocket ping frames; zero turns them off.</summary>
     public TimeSpan WebSocketKeepAlive { get; set; } = DefaultWebSocketKeepAlive;
