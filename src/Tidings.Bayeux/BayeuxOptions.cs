@@ -77,8 +77,9 @@ public sealed class BayeuxOptions
     public TimeSpan WebSocketCloseTimeout { get; set; } = DefaultWebSocketCloseTimeout;
 
     /// <summary>
-    /// Origins (e.g. <c>https://app.example.com</c>) allowed to open WebSockets and to receive CORS
-    /// headers. Empty allows any origin.
+    /// Origins (e.g. <c>https://app.example.com</c>) allowed to open WebSockets and to receive CORS headers (with
+    /// credentials). Empty: WebSockets from any origin (a cross-site cookie handshake is still refused), and CORS
+    /// headers for this site's own origin only, so no other site reads <c>/bayeux</c> answers through a browser.
     /// </summary>
     public IList<string> AllowedOrigins { get; } = [];
 
