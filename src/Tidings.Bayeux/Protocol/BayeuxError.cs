@@ -27,6 +27,9 @@ public static class BayeuxError
             "Too many subscriptions for this session (Bayeux.MaxSubscriptionsPerSession)");
     public static string TooManyInnerWildcards(string pattern) =>
         Format(429, pattern, "Too many distinct inner-wildcard patterns on this server (Bayeux.MaxInnerWildcardPatterns)");
+    public static string TooManySessionsFromAddress(int limit) =>
+        Format(429, limit.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "Too many live sessions from this address (Bayeux.MaxSessionsPerAddress)");
     public static string ServerError(string detail) => Format(500, "", "Internal server error - " + detail);
 
     /// <summary>
