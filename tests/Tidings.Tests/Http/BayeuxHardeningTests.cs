@@ -163,14 +163,23 @@ public sealed class BayeuxHardeningTests : IAsyncLifetime
 
     private static Task SendAsync(NetworkStream stream, string text) => stream.WriteAsync(Encoding.UTF8.GetBytes(text)).AsTask();
 
-    /// <summary>Makes a connect reply unserializable when the connect asks for it (<c>ext.poison</c>): a lone surrogate in its ext.</summary>
+    /// <summary>
+    /// Makes a connect reply fail to serialize when the connect asks for it (<c>ext.poison</c>): its ext nests deeper
+    /// than a JSON writer goes. Stands for any bug that makes a reply unwritable.
+    /// </summary>
     private sealed class PoisonedReplyExtension : IBayeuxExtension
     {
         public ValueTask OutgoingAsync(BayeuxOutgoing outgoing, CancellationToken cancellationToken)
         {
             if (outgoing.Request.TryGetExt("poison", out _) && outgoing.Reply.Channel == "/meta/connect")
             {
-                outgoing.Reply.GetOrCreateExt()["bad"] = "\ud800";
+                var deep = new JsonObject();
+                for (var i = 0; i < 1100; i++)
+                {
+                    deep = new JsonObject { ["x"] = deep };
+                }
+
+                outgoing.Reply.GetOrCreateExt()["deep"] = deep;
             }
 
             return ValueTask.CompletedTask;
