@@ -31,7 +31,7 @@ snapshot() { # target sessions → $out/target-sessions.nettrace
   data=$(mktemp -d)
   if [ "$target" = tidings ]; then
     dotnet "$repo/samples/Demo/bin/Release/net10.0/Tidings.Demo.dll" --urls "http://127.0.0.1:$port" --data "$data" \
-      --Logging:LogLevel:Default=Warning --Tidings:HandshakesPerSecond=1000000 --Tidings:HandshakeBurst=1000000 \
+      --Logging:LogLevel:Default=Warning --Tidings:HandshakesPerSecond=1000000 --Tidings:HandshakeBurst=1000000 --Bayeux:MaxSessionsPerAddress=10000000 \
       >"$out/$target-server.log" 2>&1 &
   else
     dotnet "$bench/RawCeiling/bin/Release/net10.0/Tidings.Bench.RawCeiling.dll" --urls "http://127.0.0.1:$port" \

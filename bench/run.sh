@@ -223,7 +223,7 @@ start_server() { # target [backend] → sets server_pids, ports (one per node), 
         "${runtime[@]}" dotnet "$dll" --urls "http://127.0.0.1:$port" --data "$data" --Logging:LogLevel:Default=Warning \
           --Tidings:PublishesPerSecond=10000000 --Tidings:PublishBurst=10000000 \
           --Tidings:RequestsPerSecond=10000000 --Tidings:RequestBurst=10000000 \
-          --Tidings:HandshakesPerSecond=10000000 --Tidings:HandshakeBurst=10000000 "${store[@]}" "${named[@]}" "${server_extra[@]}" >"$log" 2>&1 &
+          --Tidings:HandshakesPerSecond=10000000 --Tidings:HandshakeBurst=10000000 --Bayeux:MaxSessionsPerAddress=10000000 "${store[@]}" "${named[@]}" "${server_extra[@]}" >"$log" 2>&1 &
         server_pids+=($!)
         started+=($!)
         # One node at a time: the first creates the sign-in key (and the schema) before the next starts.

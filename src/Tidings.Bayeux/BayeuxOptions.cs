@@ -20,6 +20,7 @@ public sealed class BayeuxOptions
     public const int DefaultMaxSubscriptionsPerSession = 1000;
     public const int DefaultMaxSessions = 200_000;
     public const int DefaultMaxInnerWildcardsPerSession = 32;
+    public const int DefaultMaxSessionsPerAddress = 1000;
 
     /// <summary>How long a <c>/meta/connect</c> is held open when nothing arrives (<c>advice.timeout</c>).</summary>
     public TimeSpan ConnectTimeout { get; set; } = DefaultConnectTimeout;
@@ -64,6 +65,12 @@ public sealed class BayeuxOptions
     /// <summary>Live sessions the server accepts; handshakes beyond it are refused.</summary>
     public int MaxSessions { get; set; } = DefaultMaxSessions;
 
+    /// <summary>
+    /// Live sessions one client address may hold; its handshakes beyond it are refused (<c>429</c>) until one ends. Behind a
+    /// proxy, enable ASP.NET Core's forwarded headers so the address is the client's.
+    /// </summary>
+    public int MaxSessionsPerAddress { get; set; } = DefaultMaxSessionsPerAddress;
+
     /// <summary>Interval of WebSocket ping frames; zero turns them off.</summary>
     public TimeSpan WebSocketKeepAlive { get; set; } = DefaultWebSocketKeepAlive;
 
@@ -71,8 +78,9 @@ public sealed class BayeuxOptions
     public TimeSpan WebSocketCloseTimeout { get; set; } = DefaultWebSocketCloseTimeout;
 
     /// <summary>
-    /// Origins (e.g. <c>https://app.example.com</c>) allowed to open WebSockets and to receive CORS
-    /// headers. Empty allows any origin.
+    /// Origins (e.g. <c>https://app.example.com</c>) allowed to open WebSockets and to receive CORS headers (with
+    /// credentials). Empty: WebSockets from any origin (a cross-site cookie handshake is still refused), and CORS
+    /// headers for this site's own origin only, so no other site reads <c>/bayeux</c> answers through a browser.
     /// </summary>
     public IList<string> AllowedOrigins { get; } = [];
 

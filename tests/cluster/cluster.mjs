@@ -144,7 +144,7 @@ export class Postgres {
 export const NODE_SETTINGS = {
   'Tidings:RequestsPerSecond': 1_000_000, 'Tidings:RequestBurst': 1_000_000,
   'Tidings:PublishesPerSecond': 1_000_000, 'Tidings:PublishBurst': 1_000_000,
-  'Tidings:HandshakesPerSecond': 1_000_000, 'Tidings:HandshakeBurst': 1_000_000,
+  'Tidings:HandshakesPerSecond': 1_000_000, 'Tidings:HandshakeBurst': 1_000_000, 'Bayeux:MaxSessionsPerAddress': 1_000_000,
   'Bayeux:ConnectTimeout': '00:00:10',
 };
 

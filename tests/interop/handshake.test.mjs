@@ -104,14 +104,19 @@ describe('handshake', () => {
     assert.match(missing.error, /^402:version:/);
   });
 
-  it('CORS preflight echoes the Origin and allows credentials', async () => {
-    const response = await fetch(server.bayeux, {
+  it('CORS preflight echoes this site\'s origin with credentials, and no other origin when Bayeux:AllowedOrigins is empty', async () => {
+    const preflight = (origin) => fetch(server.bayeux, {
       method: 'OPTIONS',
-      headers: { origin: 'http://example.test', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
     });
-    assert.ok(response.status === 200 || response.status === 204, `preflight status ${response.status}`);
-    assert.equal(response.headers.get('access-control-allow-origin'), 'http://example.test');
-    assert.equal(response.headers.get('access-control-allow-credentials'), 'true');
-    assert.match(response.headers.get('access-control-allow-methods') ?? '', /POST/);
+    const own = await preflight(server.base);
+    assert.ok(own.status === 200 || own.status === 204, `preflight status ${own.status}`);
+    assert.equal(own.headers.get('access-control-allow-origin'), server.base);
+    assert.equal(own.headers.get('access-control-allow-credentials'), 'true');
+    assert.match(own.headers.get('access-control-allow-methods') ?? '', /POST/);
+
+    const foreign = await preflight('http://example.test');
+    assert.equal(foreign.headers.get('access-control-allow-origin'), null);
+    assert.equal(foreign.headers.get('access-control-allow-credentials'), null);
   });
 });

@@ -39,6 +39,9 @@ public static class BayeuxError
     /// <summary>Pattern delivery and a trailing wildcard of the same session that CometD would both hand one event to.</summary>
     public static string PatternDeliveryOverlap(string pattern, string other) =>
         Format(409, $"{pattern},{other}", $"Overlaps {other} of this session. CometD would hand its events to both (twice). Keep one of them");
+    public static string TooManySessionsFromAddress(int limit) =>
+        Format(429, limit.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "Too many live sessions from this address (Bayeux.MaxSessionsPerAddress)");
     public static string ServerError(string detail) => Format(500, "", "Internal server error - " + detail);
 
     /// <summary>

@@ -6,7 +6,8 @@ namespace Tidings.Bayeux.Protocol;
 /// Turns a request body (a JSON array of messages, or a single message object) into messages.
 /// Structural problems (not JSON, not objects) fail the whole request; a message with wrong field types
 /// or over the size limit is kept with <see cref="BayeuxMessage.ParseError"/> so it gets its own error
-/// reply while its neighbours are handled normally.
+/// reply while its neighbours are handled normally. Text that is not Unicode (invalid UTF-8, a lone surrogate escape)
+/// fails the whole request too: nothing in it could be echoed or stored safely.
 /// </summary>
 public static class MessageParser
 {
@@ -17,7 +18,13 @@ public static class MessageParser
         out List<BayeuxMessage> messages, out string? error)
     {
         messages = [];
-        error = null;
+        error = JsonText.FindInvalidText(utf8);
+        if (error is not null)
+        {
+            // Refused whole, before any message is handled: its id could not even be echoed (issue 16).
+            return false;
+        }
+
         try
         {
             var reader = new Utf8JsonReader(utf8, ReaderOptions);

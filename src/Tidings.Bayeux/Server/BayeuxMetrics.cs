@@ -45,6 +45,7 @@ internal sealed class BayeuxMetrics : IDisposable
         SessionCloseReason.Expired => "expired",
         SessionCloseReason.QueueOverflow => "queue_overflow",
         SessionCloseReason.ServerShutdown => "server_shutdown",
+        SessionCloseReason.Abandoned => "abandoned",
         _ => "other",
     };
 

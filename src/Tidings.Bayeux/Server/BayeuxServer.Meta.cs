@@ -28,7 +28,10 @@ public sealed partial class BayeuxServer
         var batched = messages.Count > 1;
         foreach (var message in messages)
         {
-            var session = message.ClientId is { } clientId && _sessions.TryGetValue(clientId, out var found) ? found : null;
+            // A client id is not enough on its own: the request must also be by the session's user (see
+            // BayeuxSession.AcceptsRequestBy); otherwise the id is as unknown as one never issued.
+            var session = message.ClientId is { } clientId && _sessions.TryGetValue(clientId, out var found)
+                && found.AcceptsRequestBy(transport.HttpContext.User) ? found : null;
             if (session is not null && transport.Socket is { } socket && socket.TryBind(session))
             {
                 session.AttachSocket(socket);
@@ -187,11 +190,28 @@ public sealed partial class BayeuxServer
             return reply.Fail(BayeuxError.Format(503, string.Empty, "Too many sessions (Bayeux.MaxSessions)"));
         }
 
-        var ack = Options.EnableAckExtension && message.TryGetExt("ack", out var ackField) && ackField.ValueKind == JsonValueKind.True;
-        var session = new BayeuxSession(this, NewClientId(), user, ack, Time.GetTimestamp());
-        _sessions[session.Id] = session;
-        if (transport.Socket is { } socket && socket.TryBind(session))
+        var address = ClientAddress(transport.HttpContext);
+        if (!_addresses.TryAdd(address, Options.MaxSessionsPerAddress))
         {
+            return reply.Fail(BayeuxError.TooManySessionsFromAddress(Options.MaxSessionsPerAddress));
+        }
+
+        var ack = Options.EnableAckExtension && message.TryGetExt("ack", out var ackField) && ackField.ValueKind == JsonValueKind.True;
+        // The user came from the request itself (cookie, Authorization header) unless an extension chose it from the
+        // message (a token in ext): then later requests must carry that same user (BayeuxSession.AcceptsRequestBy).
+        var boundToRequestUser = ReferenceEquals(user, transport.HttpContext.User) && user.Identity?.IsAuthenticated == true;
+        var session = new BayeuxSession(this, NewClientId(), user, ack, Time.GetTimestamp(), address, boundToRequestUser);
+        _sessions[session.Id] = session;
+        if (transport.Socket is { } socket)
+        {
+            // A client that handshakes again on its socket has abandoned the session it had there (Faye does after a
+            // 401 or a server restart): the socket now carries the new session only, and the old one ends, or every
+            // event would reach the client twice (issue 16, defect 4).
+            if (socket.BindHandshake(session) is { } abandoned)
+            {
+                CloseSession(abandoned, SessionCloseReason.Abandoned);
+            }
+
             session.AttachSocket(socket);
         }
 

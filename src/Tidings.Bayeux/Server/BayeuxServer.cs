@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using System.Net;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
@@ -22,6 +23,7 @@ public sealed partial class BayeuxServer : IDisposable
     private volatile IBayeuxChannelHandler[] _channelHandlers = [];
     private volatile IBayeuxBroker? _broker;
     private readonly ConcurrentDictionary<ISessionTransport, byte> _sockets = new();
+    private readonly AddressSessionCounts _addresses = new();
     private volatile bool _stopping;
     private readonly ILogger _logger;
     private readonly ITimer _sweeper;
@@ -157,7 +159,11 @@ public sealed partial class BayeuxServer : IDisposable
             _index.Remove(pattern, entry);
         }
 
-        held?.TryRelease(ConnectRelease.SessionClosed);
+        _addresses.Remove(session.Address);
+
+        // An abandoned session's client has moved on to a new session: its held connect is not answered, since
+        // "handshake again" would make the client (Faye obeys advice on any reply) abandon the new session too.
+        held?.TryRelease(reason == SessionCloseReason.Abandoned ? ConnectRelease.ClientGone : ConnectRelease.SessionClosed);
         if (reason == SessionCloseReason.QueueOverflow)
         {
             BayeuxLog.QueueOverflow(_logger, session.Id, Options.MaxQueuedBytes);
@@ -236,6 +242,13 @@ public sealed partial class BayeuxServer : IDisposable
         }
     }
 
+    /// <summary>The address a session counts against (<see cref="BayeuxOptions.MaxSessionsPerAddress"/>); IPv4 seen through IPv6 as IPv4.</summary>
+    private static IPAddress ClientAddress(Microsoft.AspNetCore.Http.HttpContext context)
+    {
+        var address = context.Connection.RemoteIpAddress ?? IPAddress.None;
+        return address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+    }
+
     /// <summary>128 random bits, base-32 encoded: client ids cannot be guessed or enumerated.</summary>
     private static string NewClientId()
     {
@@ -270,5 +283,46 @@ public sealed partial class BayeuxServer : IDisposable
         private Action? _dispose = dispose;
 
         public void Dispose() => Interlocked.Exchange(ref _dispose, null)?.Invoke();
+    }
+}
+
+/// <summary>Live sessions per client address, so one address cannot hold every session the server allows.</summary>
+internal sealed class AddressSessionCounts
+{
+    private readonly Dictionary<IPAddress, int> _counts = [];
+
+    /// <summary>Counts one more session for <paramref name="address"/>; false when it holds <paramref name="max"/> already.</summary>
+    public bool TryAdd(IPAddress address, int max)
+    {
+        lock (_counts)
+        {
+            _counts.TryGetValue(address, out var count);
+            if (count >= max)
+            {
+                return false;
+            }
+
+            _counts[address] = count + 1;
+            return true;
+        }
+    }
+
+    /// <summary>One session of <paramref name="address"/> ended; an address with none left is forgotten, so the table stays bounded by live sessions.</summary>
+    public void Remove(IPAddress address)
+    {
+        lock (_counts)
+        {
+            if (_counts.TryGetValue(address, out var count))
+            {
+                if (count <= 1)
+                {
+                    _counts.Remove(address);
+                }
+                else
+                {
+                    _counts[address] = count - 1;
+                }
+            }
+        }
     }
 }

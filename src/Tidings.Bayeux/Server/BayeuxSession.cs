@@ -10,6 +10,9 @@ public enum SessionCloseReason
     Expired,
     QueueOverflow,
     ServerShutdown,
+
+    /// <summary>The client handshook again on the socket that carried this session, and so left it.</summary>
+    Abandoned,
 }
 
 /// <summary>
@@ -39,14 +42,45 @@ public sealed class BayeuxSession : Subscriber
     private long _lastActivity;
     private Dictionary<string, object?>? _items;
 
-    internal BayeuxSession(BayeuxServer server, string id, ClaimsPrincipal? user, bool ackEnabled, long now)
+    private readonly bool _boundToRequestUser;
+
+    internal BayeuxSession(BayeuxServer server, string id, ClaimsPrincipal? user, bool ackEnabled, long now,
+        System.Net.IPAddress? address = null, bool boundToRequestUser = false)
     {
         _server = server;
         Id = id;
         User = user;
         _acks = ackEnabled ? new AckBatches() : null;
         _lastActivity = now;
+        Address = address ?? System.Net.IPAddress.None;
+        _boundToRequestUser = boundToRequestUser;
     }
+
+    /// <summary>The client address that handshook (<see cref="BayeuxOptions.MaxSessionsPerAddress"/>).</summary>
+    internal System.Net.IPAddress Address { get; }
+
+    /// <summary>
+    /// Whether a request signed in as <paramref name="requestUser"/> may act on this session; a client id alone is not
+    /// enough. A session whose user came from the handshake request (cookie, <c>Authorization</c>) takes requests by that
+    /// user only — a request without them is refused too. One whose user came from the handshake message (a token in
+    /// <c>ext</c>, which clients send only there) takes requests that carry no identity or that same user. An anonymous
+    /// session takes any request. Users are the same when their name and name identifier are.
+    /// </summary>
+    internal bool AcceptsRequestBy(ClaimsPrincipal? requestUser)
+    {
+        var signedIn = requestUser?.Identity?.IsAuthenticated == true;
+        if (_boundToRequestUser)
+        {
+            return signedIn && SameUser(User!, requestUser!);
+        }
+
+        return User?.Identity?.IsAuthenticated != true || !signedIn || SameUser(User, requestUser!);
+    }
+
+    private static bool SameUser(ClaimsPrincipal a, ClaimsPrincipal b) =>
+        a.Identity?.IsAuthenticated == true && b.Identity?.IsAuthenticated == true
+        && string.Equals(a.Identity.Name, b.Identity.Name, StringComparison.Ordinal)
+        && string.Equals(a.FindFirst(ClaimTypes.NameIdentifier)?.Value, b.FindFirst(ClaimTypes.NameIdentifier)?.Value, StringComparison.Ordinal);
 
     /// <summary>The unguessable client id.</summary>
     public string Id { get; }

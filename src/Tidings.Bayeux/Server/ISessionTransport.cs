@@ -15,6 +15,9 @@ internal interface ISessionTransport
     /// <summary>Binds the session whose deliveries this transport pushes; false while it serves another live session.</summary>
     bool TryBind(BayeuxSession session);
 
+    /// <summary>Binds the session a handshake on this transport just made; returns the live session it replaces, if any.</summary>
+    BayeuxSession? BindHandshake(BayeuxSession session);
+
     /// <summary>Queues a delivery; false when that would pass <see cref="BayeuxOptions.MaxQueuedBytes"/>.</summary>
     bool TryEnqueue(Delivery delivery);
 

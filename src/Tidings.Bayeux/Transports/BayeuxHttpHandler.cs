@@ -1,10 +1,9 @@
 using System.Buffers;
-using System.IO.Pipelines;
+using System.Net;
 using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Primitives;
 using Tidings.Bayeux.Protocol;
 using Tidings.Bayeux.Server;
@@ -23,7 +22,7 @@ internal sealed partial class BayeuxHttpHandler(BayeuxServer server)
         var request = context.Request;
         var origin = request.Headers.Origin.ToString();
         var originAllowed = server.Options.IsOriginAllowed(string.IsNullOrEmpty(origin) ? null : origin);
-        if (!string.IsNullOrEmpty(origin) && originAllowed)
+        if (!string.IsNullOrEmpty(origin) && IsCorsOrigin(request, origin))
         {
             AddCorsHeaders(context.Response, origin);
         }
@@ -61,8 +60,8 @@ internal sealed partial class BayeuxHttpHandler(BayeuxServer server)
                 return;
             }
 
-            var message = Encoding.UTF8.GetBytes(request.Query["message"].ToString());
-            await HandlePollAsync(context, "callback-polling", callback, BodyRead.Ok(message));
+            // From the raw query, so bytes that are not UTF-8 are refused rather than decoded to U+FFFD.
+            await HandlePollAsync(context, "callback-polling", callback, ReadMessageField(Encoding.UTF8.GetBytes(request.QueryString.Value![1..])));
             return;
         }
 
@@ -111,9 +110,17 @@ internal sealed partial class BayeuxHttpHandler(BayeuxServer server)
         await WriteBatchAsync(response, jsonpCallback, deliveries, outcome.Replies, aborted);
     }
 
+    /// <summary>
+    /// Writes the answer in one piece. The whole body is built before the first byte goes out: a reply that fails to
+    /// serialize must fail the request cleanly (Kestrel's 500, nothing written), never leave part of a body behind it
+    /// that the next response on the keep-alive connection would begin with (issue 16, defect 1).
+    /// </summary>
     private static async Task WriteBatchAsync(HttpResponse response, string? jsonpCallback, List<Delivery> deliveries,
         List<BayeuxReply> replies, CancellationToken cancellationToken)
     {
+        var body = new ArrayBufferWriter<byte>(256);
+        WriteBatch(body, jsonpCallback, deliveries, replies);
+
         response.StatusCode = StatusCodes.Status200OK;
         if (jsonpCallback is null)
         {
@@ -125,7 +132,12 @@ internal sealed partial class BayeuxHttpHandler(BayeuxServer server)
             response.Headers.XContentTypeOptions = "nosniff";
         }
 
-        var writer = response.BodyWriter;
+        response.ContentLength = body.WrittenCount;
+        await response.Body.WriteAsync(body.WrittenMemory, cancellationToken);
+    }
+
+    private static void WriteBatch(IBufferWriter<byte> writer, string? jsonpCallback, List<Delivery> deliveries, List<BayeuxReply> replies)
+    {
         if (jsonpCallback is not null)
         {
             // The leading comment defeats content sniffing tricks that target JSONP (e.g. Rosetta Flash).
@@ -163,11 +175,9 @@ internal sealed partial class BayeuxHttpHandler(BayeuxServer server)
         {
             Write(writer, ");"u8);
         }
-
-        await writer.FlushAsync(cancellationToken);
     }
 
-    private static void Write(PipeWriter writer, ReadOnlySpan<byte> bytes) => writer.Write(bytes);
+    private static void Write(IBufferWriter<byte> writer, ReadOnlySpan<byte> bytes) => writer.Write(bytes);
 
     private async Task<BodyRead> ReadPostBodyAsync(HttpContext context)
     {
@@ -182,15 +192,36 @@ internal sealed partial class BayeuxHttpHandler(BayeuxServer server)
         // whatever their content type (text/plain avoids a CORS preflight).
         var isForm = request.ContentType?.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) == true
             || bytes.AsSpan().StartsWith("message="u8);
-        if (!isForm)
+        return isForm ? ReadMessageField(bytes) : BodyRead.Ok(bytes);
+    }
+
+    /// <summary>
+    /// The <c>message</c> field of a form body or query string, percent-decoded to bytes: decoding to a string first
+    /// would turn bytes that are not UTF-8 into U+FFFD instead of letting the parser refuse them.
+    /// </summary>
+    private static BodyRead ReadMessageField(ReadOnlySpan<byte> form)
+    {
+        byte[]? message = null;
+        foreach (var range in form.Split((byte)'&'))
         {
-            return BodyRead.Ok(bytes);
+            var field = form[range];
+            var equals = field.IndexOf((byte)'=');
+            var name = equals < 0 ? field : field[..equals];
+            if (!name.SequenceEqual("message"u8))
+            {
+                continue;
+            }
+
+            if (message is not null)
+            {
+                return BodyRead.Bad("a form body must carry exactly one 'message' field");
+            }
+
+            var value = equals < 0 ? [] : field[(equals + 1)..].ToArray();
+            message = WebUtility.UrlDecodeToBytes(value, 0, value.Length) ?? [];
         }
 
-        var fields = QueryHelpers.ParseQuery(Encoding.UTF8.GetString(bytes));
-        return fields.TryGetValue("message", out StringValues message) && message.Count == 1
-            ? BodyRead.Ok(Encoding.UTF8.GetBytes(message.ToString()))
-            : BodyRead.Bad("a form body must carry exactly one 'message' field");
+        return message is null ? BodyRead.Bad("a form body must carry exactly one 'message' field") : BodyRead.Ok(message);
     }
 
     private async Task AcceptWebSocketAsync(HttpContext context, string origin, bool originAllowed)
@@ -225,6 +256,15 @@ internal sealed partial class BayeuxHttpHandler(BayeuxServer server)
         response.Headers.AccessControlMaxAge = "86400";
         response.StatusCode = StatusCodes.Status204NoContent;
     }
+
+    /// <summary>
+    /// Whether a cross-origin caller may read the answer (CORS, with credentials): an origin in
+    /// <c>Bayeux:AllowedOrigins</c>, or this site itself. With no origins configured only this site is answered, never
+    /// any origin that asks (issue 16); WebSocket upgrades, which CORS does not cover, follow <see cref="BayeuxOptions.AllowedOrigins"/>.
+    /// </summary>
+    private bool IsCorsOrigin(HttpRequest request, string origin) =>
+        server.Options.AllowedOrigins.Contains(origin, StringComparer.OrdinalIgnoreCase)
+        || string.Equals(origin, $"{request.Scheme}://{request.Host}", StringComparison.OrdinalIgnoreCase);
 
     private static void AddCorsHeaders(HttpResponse response, string origin)
     {

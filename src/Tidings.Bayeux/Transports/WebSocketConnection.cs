@@ -50,6 +50,20 @@ internal sealed class WebSocketConnection : ISessionTransport
         }
     }
 
+    /// <summary>
+    /// Binds a session handshaken on this socket. The client has abandoned the one bound before (a client uses one
+    /// session per socket), which is returned for the server to end.
+    /// </summary>
+    public BayeuxSession? BindHandshake(BayeuxSession session)
+    {
+        lock (_gate)
+        {
+            var previous = _session;
+            _session = session;
+            return previous is { IsClosed: false } && !ReferenceEquals(previous, session) ? previous : null;
+        }
+    }
+
     /// <summary>The bytes queued for the client and not yet sent, the batch being written included.</summary>
     public long QueuedBytes
     {

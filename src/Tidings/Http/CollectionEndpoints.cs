@@ -5,7 +5,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Net.Http.Headers;
 using Tidings.Access;
 using Tidings.Bayeux.Transports;
 using Tidings.Changes;
@@ -316,6 +315,11 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
 
     private static string? RecordId(HttpContext context) => CollectionWriter.NormalizeId(context.Request.RouteValues["id"]?.ToString());
 
+    /// <summary>
+    /// Reads <c>If-Match</c>: absent or <c>*</c>, or exactly one strong ETag as this API sends it — a version in plain
+    /// decimal digits, <c>"3"</c>. Strong comparison is byte for byte (RFC 9110 8.8.3.2), so anything that would only
+    /// parse to the same number (<c>" 3"</c>, <c>"+3"</c>, <c>"03"</c>) is not that ETag; it is refused as not one of ours.
+    /// </summary>
     private static bool TryReadIfMatch(HttpContext context, out long? expected)
     {
         expected = null;
@@ -325,14 +329,21 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             return true;
         }
 
-        if (EntityTagHeaderValue.TryParse(header, out var tag) && !tag.IsWeak
-            && long.TryParse(tag.Tag.AsSpan(1, tag.Tag.Length - 2), out var version))
+        var tag = header.AsSpan();
+        if (tag.Length < 3 || tag[0] != '"' || tag[^1] != '"')
         {
-            expected = version;
-            return true;
+            return false;
         }
 
-        return false;
+        var digits = tag[1..^1];
+        if ((digits.Length > 1 && digits[0] == '0') || digits.ContainsAnyExceptInRange('0', '9')
+            || !long.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version))
+        {
+            return false;
+        }
+
+        expected = version;
+        return true;
     }
 
     private Task<JsonObject?> ReadBodyAsync(HttpContext context) => RequestChecks.ReadObjectAsync(context, options.MaxBodyBytes);

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Net.Http.Headers;
+using Tidings.Bayeux.Protocol;
 using Tidings.Bayeux.Transports;
 using Tidings.Identity;
 
@@ -23,13 +24,18 @@ internal static class RequestChecks
         return true;
     }
 
-    /// <summary>The body as a JSON object of at most <paramref name="maxBytes"/> bytes, or null after answering 400/413/415.</summary>
+    private static readonly JsonDocumentOptions BodyOptions = new() { MaxDepth = 32, AllowDuplicateProperties = false };
+
+    /// <summary>
+    /// The body as a JSON object of at most <paramref name="maxBytes"/> bytes, or null after answering 400/413/415.
+    /// A body without a Content-Type is read as JSON; one whose Content-Type is not JSON, or cannot be parsed at all, is
+    /// refused (415). Text that is not Unicode (invalid UTF-8, lone surrogates) and duplicate keys are 400: neither can
+    /// be stored as it was sent, and a silent U+FFFD or "the last key wins" would store something else.
+    /// </summary>
     public static async Task<JsonObject?> ReadObjectAsync(HttpContext context, int maxBytes)
     {
         var request = context.Request;
-        var mediaType = request.ContentType is { } ct && MediaTypeHeaderValue.TryParse(ct, out var parsed) ? parsed.MediaType.Value : null;
-        if (mediaType is not null && !mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
-            && !mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase))
+        if (!IsJsonOrAbsent(request.ContentType))
         {
             await Problems.Write(context, StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "Send the body as application/json.");
             return null;
@@ -41,9 +47,15 @@ internal static class RequestChecks
             return null;
         }
 
+        if (JsonText.FindInvalidText(bytes) is { } invalidText)
+        {
+            await Problems.Write(context, StatusCodes.Status400BadRequest, "Invalid text", $"The body cannot be read: {invalidText}.");
+            return null;
+        }
+
         try
         {
-            if (JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = 32 }) is JsonObject body)
+            if (JsonNode.Parse(bytes, documentOptions: BodyOptions) is JsonObject body)
             {
                 return body;
             }
@@ -56,5 +68,21 @@ internal static class RequestChecks
         }
 
         return null;
+    }
+
+    private static bool IsJsonOrAbsent(string? contentType)
+    {
+        if (string.IsNullOrWhiteSpace(contentType))
+        {
+            return true;
+        }
+
+        if (!MediaTypeHeaderValue.TryParse(contentType, out var parsed) || parsed.Type.Length == 0 || parsed.SubType.Length == 0)
+        {
+            return false; // "json", "application/", "text/plain;;;": not a media type, so not JSON
+        }
+
+        var mediaType = parsed.MediaType.Value!;
+        return mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase);
     }
 }

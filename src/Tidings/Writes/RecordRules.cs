@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using NJsonSchema.Validation;
 using Tidings.Collections;
@@ -49,6 +51,19 @@ internal static class RecordRules
 
         foreach (var (name, value) in input)
         {
+            // Checked first: such a field cannot be validated, stored as sent, or named in an error as it is.
+            if (!IsText(name))
+            {
+                Add(errors, "", "A field name is not Unicode text (it holds a lone surrogate).");
+                continue;
+            }
+
+            if (Unstorable(value) is { } why)
+            {
+                Add(errors, name, $"'{name}' {why}");
+                continue;
+            }
+
             if (collection.IsServerField(name))
             {
                 continue; // Owned by the server; clients echo them back (Backbone's save), so they are ignored.
@@ -107,6 +122,88 @@ internal static class RecordRules
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// Why a value cannot be stored as sent, or null. JSON allows numbers no double holds (<c>1e400</c>): stored verbatim
+    /// they read as Infinity in JavaScript. .NET strings may hold lone surrogates (from code, or <c>"\ud800"</c> in JSON):
+    /// they cannot be written out as UTF-8 at all. Both are refused per field (issue 16).
+    /// </summary>
+    internal static string? Unstorable(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject record:
+                foreach (var (name, value) in record)
+                {
+                    if (!IsText(name))
+                    {
+                        return NotText;
+                    }
+
+                    if (Unstorable(value) is { } why)
+                    {
+                        return why;
+                    }
+                }
+
+                return null;
+            case JsonArray items:
+                foreach (var item in items)
+                {
+                    if (Unstorable(item) is { } why)
+                    {
+                        return why;
+                    }
+                }
+
+                return null;
+            case JsonValue value when value.GetValueKind() == JsonValueKind.String:
+                try
+                {
+                    return IsText(value.GetValue<string>()) ? null : NotText;
+                }
+                catch (InvalidOperationException)
+                {
+                    return NotText; // an escaped lone surrogate that cannot even be read as a string
+                }
+
+            case JsonValue value when value.GetValueKind() == JsonValueKind.Number:
+                return IsFiniteDouble(value) ? null : "is a number beyond the range of a double (such as 1e400).";
+            default:
+                return null;
+        }
+    }
+
+    private const string NotText = "holds text that is not Unicode (a lone surrogate).";
+
+    private static bool IsFiniteDouble(JsonValue value)
+    {
+        if (value.TryGetValue<JsonElement>(out var element))
+        {
+            // double.Parse reads an out-of-range number as infinity rather than failing.
+            return double.TryParse(element.GetRawText(), NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed) && double.IsFinite(parsed);
+        }
+
+        return value.TryGetValue<double>(out var d) ? double.IsFinite(d) : !value.TryGetValue<float>(out var f) || float.IsFinite(f);
+    }
+
+    /// <summary>False when <paramref name="text"/> holds a surrogate that is not half of a pair.</summary>
+    private static bool IsText(string text)
+    {
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(text[i]))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private static void Describe(ValidationError error, Dictionary<string, List<string>> errors)

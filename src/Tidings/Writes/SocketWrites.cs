@@ -14,6 +14,8 @@ namespace Tidings.Writes;
 /// </summary>
 internal sealed class SocketWrites(CollectionRegistry registry, CollectionWriter writer)
 {
+    private static readonly JsonDocumentOptions BodyOptions = new() { AllowDuplicateProperties = false };
+
     public async ValueTask PublishAsync(BayeuxServiceCall call, CancellationToken cancellationToken)
     {
         if (registry.Resolve(call.Channel) is not { } target)
@@ -32,7 +34,18 @@ internal sealed class SocketWrites(CollectionRegistry registry, CollectionWriter
         }
 
         long? expectedVersion = data.TryGetProperty("version", out var v) && v.TryGetInt64(out var version) ? version : null;
-        var body = JsonNode.Parse(bodyField.GetRawText())!.AsObject();
+        JsonObject body;
+        try
+        {
+            body = JsonNode.Parse(bodyField.GetRawText(), documentOptions: BodyOptions)!.AsObject();
+        }
+        catch (JsonException)
+        {
+            // As over REST: "the last key wins" would store something the client did not mean.
+            call.Fail(BayeuxError.Format(400, "body", "the body has a duplicate key"));
+            return;
+        }
+
         var context = new WriteContext(call.Session.User);
         var method = methodField.GetString();
         string? Id() => CollectionWriter.NormalizeId(body["id"] is JsonValue idValue && idValue.TryGetValue<string>(out var s) ? s : null);

@@ -129,6 +129,52 @@ public sealed class MessageParserTests
         Assert.Null(messages[1].ParseError);
     }
 
+    // Issue 16, defects 2 and 3: such a string cannot be turned into text (nor echoed back), so the request is refused
+    // whole, before any of its messages is handled — a write beside it must not be stored.
+    [Theory]
+    [InlineData("""[{"channel":"/meta/connect","clientId":"c","connectionType":"long-polling","id":"\ud800"}]""")]
+    [InlineData("""[{"channel":"/a\udc00","clientId":"c","data":1}]""")]
+    [InlineData("""[{"channel":"/a","clientId":"c","data":{"text":"x\ud800y"}}]""")]
+    [InlineData("""[{"channel":"/a","clientId":"c","data":{"method":"POST","body":{"title":"x"}}},{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"ext":{"token":"\ud800"}}]""")]
+    [InlineData("""[{"channel":"/a","clientId":"c","data":{"\udfff":1}}]""")]
+    [InlineData("""[{"channel":"/a","clientId":"c","data":["\ud800\ud800"]}]""")]
+    [InlineData("""{"channel":"/meta/subscribe","clientId":"c","subscription":["/a","/b\ud800"]}""")]
+    public void A_lone_surrogate_in_any_string_refuses_the_whole_request(string body)
+    {
+        Assert.False(TryParse(body, out var messages, out var error));
+
+        Assert.Empty(messages);
+        Assert.Contains("Unicode", error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0xFF })]
+    [InlineData(new byte[] { 0xC3 })]
+    [InlineData(new byte[] { 0xED, 0xA0, 0x80 })] // a surrogate encoded as UTF-8
+    [InlineData(new byte[] { 0xC0, 0xAF })] // an overlong encoding
+    public void Invalid_utf8_in_a_string_refuses_the_whole_request(byte[] bad)
+    {
+        // Plain, and beside an escape (strings with escapes are read another way).
+        foreach (var tail in new[] { "\"}]", "\\n\"}]" })
+        {
+            byte[] body = [.. "[{\"channel\":\"/a\",\"clientId\":\"c\",\"data\":\"x"u8.ToArray(), .. bad, .. Encoding.UTF8.GetBytes(tail)];
+
+            Assert.False(MessageParser.TryParse(body, 1024, 10, out var messages, out var error));
+
+            Assert.Empty(messages);
+            Assert.Contains("UTF-8", error, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Surrogate_pairs_escaped_or_not_are_read()
+    {
+        var message = Assert.Single(BayeuxHarness.Parse("""{"channel":"/a","id":"\ud83d\ude00","data":{"t":"😀 \u00e9"}}"""));
+
+        Assert.Equal("😀", message.Id?.GetString());
+        Assert.Equal("😀 é", message.Data?.GetProperty("t").GetString());
+    }
+
     [Fact]
     public void A_string_subscription_and_an_array_subscription_are_told_apart()
     {

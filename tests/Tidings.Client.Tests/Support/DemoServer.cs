@@ -56,7 +56,7 @@ internal sealed class DemoServer : IAsyncDisposable
             Paths.DemoDll, "--urls", "http://127.0.0.1:0", "--data", DataDirectory,
             "--Tidings:RequestsPerSecond=1000000", "--Tidings:RequestBurst=1000000",
             "--Tidings:PublishesPerSecond=1000000", "--Tidings:PublishBurst=1000000",
-            "--Tidings:HandshakesPerSecond=1000000", "--Tidings:HandshakeBurst=1000000",
+            "--Tidings:HandshakesPerSecond=1000000", "--Tidings:HandshakeBurst=1000000", "--Bayeux:MaxSessionsPerAddress=1000000",
             "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information",
             .. _settings,
         ];

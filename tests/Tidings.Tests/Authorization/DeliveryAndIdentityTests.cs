@@ -96,13 +96,15 @@ public sealed class DeliveryAndIdentityTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_session_keeps_the_user_it_was_handshaken_with_whatever_later_requests_carry()
+    public async Task A_session_keeps_the_user_it_was_handshaken_with_and_is_unknown_to_requests_by_another()
     {
         var bob = await SessionAsync("bob");
         var http = new BayeuxClient(_app.ClientFor("ada"));
-        // bob's session, driven over requests that carry ada's token: still bob, so ada's notes stay closed.
+        // bob's session, driven over requests that carry ada's token: not ada's session, so to her it does not exist
+        // (issue 16: a client id is bound to the identity that handshook). bob's own requests still work.
         var reply = await http.RequestAsync(new JsonObject { ["channel"] = "/meta/subscribe", ["clientId"] = bob.ClientId, ["subscription"] = AdaNotes });
-        BayeuxClient.FailedWith(403, reply);
+        BayeuxClient.FailedWith(401, reply);
+        BayeuxClient.FailedWith(403, await bob.SubscribeAsync(AdaNotes));
     }
 
     [Theory]

@@ -148,6 +148,61 @@ public class BadInputTests : IAsyncLifetime
         await AssertRefusedAsync(HttpStatusCode.UnsupportedMediaType, () => _app.Http.PostAsync(Todos, Json("""{"title":"x"}""", mediaType)));
     }
 
+    // Issue 16, defect 6: a Content-Type that cannot be parsed is not "no Content-Type".
+    [Theory]
+    [InlineData("text/plain;;;")]
+    [InlineData("json")]
+    [InlineData("application/")]
+    [InlineData("/json")]
+    public async Task A_malformed_content_type_answers_415(string contentType)
+    {
+        await AssertRefusedAsync(HttpStatusCode.UnsupportedMediaType, () =>
+        {
+            var content = new ByteArrayContent("""{"title":"x"}"""u8.ToArray());
+            content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+            return _app.Http.PostAsync(Todos, content);
+        });
+    }
+
+    // Issue 16, defect 3: these reached unhandled exceptions (500) or were stored with a replacement character.
+    [Theory]
+    [InlineData("""{"title":"a","title":"b"}""")]
+    [InlineData("""{"title":"a","completed":true,"\u0063ompleted":false}""")]
+    [InlineData("""{"title":"a\ud800"}""")]
+    [InlineData("""{"title":"\udc00a"}""")]
+    [InlineData("""{"title":"a","order":1,"\ud800":2}""")]
+    public async Task Duplicate_keys_and_lone_surrogates_answer_400(string body)
+    {
+        await AssertRefusedAsync(HttpStatusCode.BadRequest, () => _app.PostAsync(Todos, body));
+        await AssertRefusedAsync(HttpStatusCode.BadRequest, () => _app.SendAsync(HttpMethod.Patch, ExistingPath, body));
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0xFF })]
+    [InlineData(new byte[] { 0xC3 })]
+    [InlineData(new byte[] { 0xED, 0xA0, 0x80 })]
+    public async Task Invalid_utf8_answers_400_instead_of_storing_a_replacement_character(byte[] bad)
+    {
+        await AssertRefusedAsync(HttpStatusCode.BadRequest, () =>
+        {
+            var content = new ByteArrayContent([.. "{\"title\":\"a"u8.ToArray(), .. bad, .. "\"}"u8.ToArray()]);
+            content.Headers.TryAddWithoutValidation("Content-Type", "application/json");
+            return _app.Http.PostAsync(Todos, content);
+        });
+    }
+
+    // Issue 16, defect 6: stored verbatim, 1e400 read as Infinity in JavaScript.
+    [Theory]
+    [InlineData("1e400")]
+    [InlineData("-1e400")]
+    [InlineData("1e999999")]
+    public async Task A_number_beyond_a_double_answers_422_naming_the_field(string number)
+    {
+        var problem = await AssertRefusedAsync(HttpStatusCode.UnprocessableEntity, () => _app.PostAsync(Todos, $$"""{"title":"x","order":{{number}}}"""));
+
+        Assert.True(problem["errors"]!.AsObject().ContainsKey("order"), problem.ToJsonString());
+    }
+
     [Fact]
     public async Task A_json_suffixed_content_type_is_accepted()
     {
@@ -189,6 +244,11 @@ public class BadInputTests : IAsyncLifetime
     [InlineData("\"one\"")]
     [InlineData("\"\"")]
     [InlineData("\"1\", \"2\"")]
+    [InlineData("\" 1\"")] // issue 16: strong comparison — only the ETag exactly as sent matches
+    [InlineData("\"1 \"")]
+    [InlineData("\"+1\"")]
+    [InlineData("\"01\"")]
+    [InlineData("\"1\"x")]
     public async Task A_malformed_if_match_answers_400(string ifMatch)
     {
         await AssertRefusedAsync(HttpStatusCode.BadRequest, () => _app.SendAsync(HttpMethod.Patch, ExistingPath, """{"title":"y"}""", ifMatch));

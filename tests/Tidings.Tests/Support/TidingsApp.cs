@@ -81,6 +81,7 @@ internal sealed class TidingsApp : IAsyncDisposable
             ["Tidings:PublishBurst"] = "1000000",
             ["Tidings:HandshakesPerSecond"] = "1000000",
             ["Tidings:HandshakeBurst"] = "1000000",
+            ["Bayeux:MaxSessionsPerAddress"] = "1000000",
         });
         if (settings is not null)
         {
