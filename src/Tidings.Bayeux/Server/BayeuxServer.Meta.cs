@@ -364,6 +364,7 @@ public sealed partial class BayeuxServer
                 : BayeuxError.TooManySubscriptions(Options.MaxSubscriptionsPerSession));
         }
 
+        RaiseSubscribed(s, added);
         return reply;
     }
 
@@ -375,12 +376,19 @@ public sealed partial class BayeuxServer
             return reply;
         }
 
+        List<string>? removed = null;
         foreach (var pattern in patterns)
         {
             if (s.RemoveSubscription(pattern))
             {
                 _index.Remove(pattern, s);
+                (removed ??= []).Add(pattern);
             }
+        }
+
+        if (removed is not null)
+        {
+            RaiseUnsubscribed(s, removed);
         }
 
         return reply;
