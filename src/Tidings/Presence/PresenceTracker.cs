@@ -17,30 +17,44 @@ namespace Tidings.Presence;
 /// <remarks>
 /// One lock orders the counts, the JOIN/LEAVE publishes and a presence subscriber's SNAPSHOT (sent and activated under
 /// it), so a watcher sees every change after its snapshot exactly once. Subscriptions through wildcards do not count:
-/// presence is about who watches that channel.
+/// presence is about who watches that channel. With several nodes (<see cref="IPresenceShare"/>) the counts are this
+/// node's plus the other live nodes', and JOIN/LEAVE are the transitions of that sum: a user joins with their first
+/// session on any node and leaves with their last one, or when the node that held it stops heartbeating.
 /// </remarks>
 internal sealed class PresenceTracker
 {
     /// <summary>The Bayeux channel prefix of presence: <c>/tidings/presence/api/flows/main/messages</c>.</summary>
     public const string ChannelPrefix = "/tidings/presence";
 
+    /// <summary>The user key of signed-out sessions (a user name is never empty).</summary>
+    public const string Anonymous = "";
+
+    private static readonly IReadOnlyDictionary<string, int> None = new Dictionary<string, int>();
+
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, ChannelPresence> _channels = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Dictionary<string, int>> _local = new(StringComparer.Ordinal);
+    private IReadOnlyDictionary<string, IReadOnlyDictionary<string, int>> _remote = new Dictionary<string, IReadOnlyDictionary<string, int>>();
     private readonly Dictionary<string, HashSet<string>> _sessions = new(StringComparer.Ordinal);
     private readonly BayeuxServer _bayeux;
     private readonly CollectionRegistry _registry;
+    private readonly IPresenceShare? _share;
 
-    public PresenceTracker(BayeuxServer bayeux, CollectionRegistry registry)
+    public PresenceTracker(BayeuxServer bayeux, CollectionRegistry registry, IEnumerable<IPresenceShare> shares)
     {
         _bayeux = bayeux;
         _registry = registry;
+        _share = shares.FirstOrDefault();
     }
 
-    /// <summary>Starts following the Bayeux server's subscriptions.</summary>
+    /// <summary>Starts following the Bayeux server's subscriptions (and the other nodes', when shared).</summary>
     public void Start()
     {
         _bayeux.Subscribed += OnSubscribed;
         _bayeux.Unsubscribed += OnUnsubscribed;
+        if (_share is not null)
+        {
+            _share.RemoteChanged += OnRemoteChanged;
+        }
     }
 
     /// <summary>The lock a presence subscriber's snapshot and activation are taken under.</summary>
@@ -51,15 +65,17 @@ internal sealed class PresenceTracker
     {
         lock (_gate)
         {
-            if (!_channels.TryGetValue(path, out var channel))
-            {
-                return new PresenceSnapshot(path, [], 0);
-            }
-
-            var users = channel.Users.OrderBy(u => u.Key, StringComparer.Ordinal).Select(u => new PresenceUser(u.Key, u.Value)).ToList();
-            return new PresenceSnapshot(path, users, channel.Anonymous);
+            var local = _local.GetValueOrDefault(path) ?? (IReadOnlyDictionary<string, int>)None;
+            var remote = _remote.GetValueOrDefault(path) ?? None;
+            var users = local.Keys.Union(remote.Keys).Where(u => u != Anonymous).Order(StringComparer.Ordinal)
+                .Select(u => new PresenceUser(u, local.GetValueOrDefault(u) + remote.GetValueOrDefault(u))).ToList();
+            return new PresenceSnapshot(path, users, local.GetValueOrDefault(Anonymous) + remote.GetValueOrDefault(Anonymous));
         }
     }
+
+    private int Total(string channel, string user) =>
+        (_local.TryGetValue(channel, out var local) ? local.GetValueOrDefault(user) : 0)
+        + (_remote.TryGetValue(channel, out var remote) ? remote.GetValueOrDefault(user) : 0);
 
     private void OnSubscribed(BayeuxSession session, IReadOnlyList<string> patterns)
     {
@@ -78,28 +94,9 @@ internal sealed class PresenceTracker
                     _sessions[session.Id] = watched = new HashSet<string>(StringComparer.Ordinal);
                 }
 
-                if (!watched.Add(pattern))
+                if (watched.Add(pattern))
                 {
-                    continue;
-                }
-
-                if (!_channels.TryGetValue(pattern, out var channel))
-                {
-                    _channels[pattern] = channel = new ChannelPresence();
-                }
-
-                if (UserName(session) is not { } name)
-                {
-                    channel.Anonymous++;
-                }
-                else if (channel.Users.TryGetValue(name, out var sessions))
-                {
-                    channel.Users[name] = sessions + 1;
-                }
-                else
-                {
-                    channel.Users[name] = 1;
-                    Announce(pattern, "JOIN", name);
+                    ChangeLocal(pattern, UserName(session) ?? Anonymous, +1);
                 }
             }
         }
@@ -116,27 +113,9 @@ internal sealed class PresenceTracker
 
             foreach (var pattern in patterns)
             {
-                if (!watched.Remove(pattern) || !_channels.TryGetValue(pattern, out var channel))
+                if (watched.Remove(pattern))
                 {
-                    continue;
-                }
-
-                if (UserName(session) is not { } name)
-                {
-                    channel.Anonymous--;
-                }
-                else if (channel.Users.TryGetValue(name, out var sessions) && sessions > 1)
-                {
-                    channel.Users[name] = sessions - 1;
-                }
-                else if (channel.Users.Remove(name))
-                {
-                    Announce(pattern, "LEAVE", name);
-                }
-
-                if (channel.Users.Count == 0 && channel.Anonymous == 0)
-                {
-                    _channels.Remove(pattern);
+                    ChangeLocal(pattern, UserName(session) ?? Anonymous, -1);
                 }
             }
 
@@ -144,6 +123,73 @@ internal sealed class PresenceTracker
             {
                 _sessions.Remove(session.Id);
             }
+        }
+    }
+
+    /// <summary>One of this node's sessions of <paramref name="user"/> came or went. Under the lock.</summary>
+    private void ChangeLocal(string channel, string user, int delta)
+    {
+        var before = Total(channel, user);
+        if (!_local.TryGetValue(channel, out var users))
+        {
+            _local[channel] = users = new Dictionary<string, int>(StringComparer.Ordinal);
+        }
+
+        var sessions = users.GetValueOrDefault(user) + delta;
+        if (sessions > 0)
+        {
+            users[user] = sessions;
+        }
+        else
+        {
+            users.Remove(user);
+            if (users.Count == 0)
+            {
+                _local.Remove(channel);
+            }
+        }
+
+        _share?.Set(channel, user, Math.Max(0, sessions));
+        AnnounceTransition(channel, user, before, Total(channel, user));
+    }
+
+    /// <summary>The other nodes' picture changed: announce whoever joined or left overall.</summary>
+    private void OnRemoteChanged(IReadOnlyDictionary<string, IReadOnlyDictionary<string, int>> remote)
+    {
+        lock (_gate)
+        {
+            var previous = _remote;
+            var before = new Dictionary<(string Channel, string User), int>();
+            foreach (var (channel, users) in previous.Concat(remote))
+            {
+                foreach (var user in users.Keys)
+                {
+                    before.TryAdd((channel, user), Total(channel, user));
+                }
+            }
+
+            _remote = remote;
+            foreach (var ((channel, user), total) in before)
+            {
+                AnnounceTransition(channel, user, total, Total(channel, user));
+            }
+        }
+    }
+
+    private void AnnounceTransition(string channel, string user, int before, int after)
+    {
+        if (user == Anonymous)
+        {
+            return; // signed-out sessions change the count only
+        }
+
+        if (before == 0 && after > 0)
+        {
+            Announce(channel, "JOIN", user);
+        }
+        else if (before > 0 && after == 0)
+        {
+            Announce(channel, "LEAVE", user);
         }
     }
 
@@ -159,9 +205,13 @@ internal sealed class PresenceTracker
     /// </summary>
     private void Announce(string path, string method, string user)
     {
+        if (_registry.Resolve(path) is not { } target)
+        {
+            return; // another node's channel this node does not declare
+        }
+
         var data = JsonSerializer.SerializeToUtf8Bytes(new PresenceEvent(method, user), PresenceJson.Default.PresenceEvent);
         var delivery = Delivery.CreateRaw(ChannelPrefix + path, data);
-        var target = _registry.Resolve(path)!;
         _bayeux.Publish(target.Collection.IsReadableByAnyone ? delivery : delivery.WithFilter(new ReadersOnly(target)));
     }
 
@@ -171,13 +221,6 @@ internal sealed class PresenceTracker
             && !ChannelName.IsWildcard(path)
             ? _registry.Resolve(path)
             : null;
-
-    private sealed class ChannelPresence
-    {
-        public Dictionary<string, int> Users { get; } = new(StringComparer.Ordinal);
-
-        public int Anonymous { get; set; }
-    }
 
     /// <summary>Presence is delivered to those who may list the collection (say, a subscriber through <c>/**</c>).</summary>
     private sealed class ReadersOnly(CollectionTarget target) : IDeliveryFilter
