@@ -186,6 +186,18 @@ internal static class PostgresSchema
             RETURN v_seq;
         END $$;
         """,
+        // Presence across nodes: each node's sessions per (channel, user) ('' = signed out), and each node's heartbeat;
+        // rows of a node that stopped heartbeating are ignored, then deleted (PostgresPresence).
+        """
+        CREATE TABLE tidings_presence (
+            node      text NOT NULL,
+            channel   text NOT NULL,
+            user_name text NOT NULL,
+            sessions  int NOT NULL,
+            PRIMARY KEY (node, channel, user_name)
+        );
+        CREATE TABLE tidings_nodes (node text PRIMARY KEY, seen_at bigint NOT NULL);
+        """,
     ];
 
     /// <summary>Creates or upgrades the schema; returns the log's epoch.</summary>

@@ -21,6 +21,15 @@ public sealed class PostgresStoreOptions
     /// </summary>
     public TimeSpan PollInterval { get; set; } = DefaultPollInterval;
 
+    /// <summary>
+    /// How often a node writes its presence changes and heartbeat and reads the other nodes' presence: the most a JOIN or
+    /// LEAVE on another node takes to be seen here.
+    /// </summary>
+    public TimeSpan PresenceInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A node whose heartbeat is older than this counts as gone: its users leave (its rows are then deleted).</summary>
+    public TimeSpan NodeExpiry { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Writes one node runs at once (each holds a pooled connection and a thread while it runs; more wait their turn).</summary>
     public int MaxConcurrentWrites { get; set; } = Math.Max(4, 4 * Environment.ProcessorCount);
 

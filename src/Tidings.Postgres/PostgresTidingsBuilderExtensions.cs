@@ -27,6 +27,11 @@ public static class PostgresTidingsBuilderExtensions
         // Plain Bayeux publishes cross the nodes through the same database (started after the store is open).
         builder.Services.TryAddSingleton<PostgresBroker>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<PostgresBroker>());
+
+        // Presence is shared through the database too: each node's counts and heartbeat (started after the store).
+        builder.Services.TryAddSingleton<PostgresPresence>();
+        builder.Services.AddSingleton<Tidings.Presence.IPresenceShare>(sp => sp.GetRequiredService<PostgresPresence>());
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<PostgresPresence>());
         return builder;
     }
 }

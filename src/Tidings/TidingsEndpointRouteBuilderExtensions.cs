@@ -63,6 +63,7 @@ public static class TidingsEndpointRouteBuilderExtensions
         }
 
         var options = services.GetRequiredService<TidingsOptions>();
+        Tidings.Presence.PresenceEndpoints.Map(endpoints);
         endpoints.MapGet(options.SchemaPath, () => Results.Json(SchemaExport.Describe(registry)));
         return endpoints.MapBayeux(options.BayeuxPath);
     }

@@ -57,6 +57,8 @@ public static class TidingsServiceCollectionExtensions
         services.TryAddSingleton<CatchUpSubscriptions>();
         services.TryAddSingleton<SocketWrites>();
         services.TryAddSingleton<CollectionChannels>();
+        services.TryAddSingleton<Tidings.Presence.PresenceTracker>();
+        services.TryAddSingleton<Tidings.Presence.PresenceChannels>();
         services.TryAddSingleton<OriginPolicy>();
         services.AddHostedService<TidingsStartup>();
         services.AddHostedService<JobRunner>(); // after the store is open
@@ -180,12 +182,15 @@ public sealed class TidingsBuilder
 /// Opens the store and starts publishing its changes before the server takes requests; connects collection
 /// channels to Bayeux. On the way out, stops the publisher, then closes the store.
 /// </summary>
-internal sealed class TidingsStartup(ITidingsStore store, ChangePublisher publisher, CollectionChannels channels, BayeuxServer bayeux)
+internal sealed class TidingsStartup(ITidingsStore store, ChangePublisher publisher, CollectionChannels channels, BayeuxServer bayeux,
+    Tidings.Presence.PresenceTracker presence, Tidings.Presence.PresenceChannels presenceChannels)
     : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         bayeux.AddChannelHandler(channels);
+        bayeux.AddChannelHandler(presenceChannels);
+        presence.Start();
         await store.InitializeAsync(cancellationToken);
         publisher.Start();
     }

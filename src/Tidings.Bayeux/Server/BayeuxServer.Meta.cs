@@ -376,6 +376,7 @@ public sealed partial class BayeuxServer
             return reply.Fail(refusedHere);
         }
 
+        RaiseSubscribed(s, added.ConvertAll(a => a.Pattern));
         return reply;
     }
 
@@ -429,12 +430,19 @@ public sealed partial class BayeuxServer
             return reply;
         }
 
+        List<string>? removed = null;
         foreach (var pattern in patterns)
         {
             if (s.RemoveSubscription(pattern) is { } entry)
             {
                 _index.Remove(pattern, entry);
+                (removed ??= []).Add(pattern);
             }
+        }
+
+        if (removed is not null)
+        {
+            RaiseUnsubscribed(s, removed);
         }
 
         return reply;

@@ -145,6 +145,40 @@ public sealed partial class BayeuxServer : IDisposable
         return null;
     }
 
+    /// <summary>
+    /// Told after a <c>/meta/subscribe</c> succeeded, with the patterns it added. Runs on the request's thread, after the
+    /// subscriptions are live; for bookkeeping such as presence (nothing here runs per published message).
+    /// </summary>
+    public event Action<BayeuxSession, IReadOnlyList<string>>? Subscribed;
+
+    /// <summary>
+    /// Told after subscriptions ended — a <c>/meta/unsubscribe</c>, or the session closing (disconnect, expiry, overflow,
+    /// shutdown) with all of them. <see cref="BayeuxSession.IsClosed"/> is already true when a close tells it.
+    /// </summary>
+    public event Action<BayeuxSession, IReadOnlyList<string>>? Unsubscribed;
+
+    internal void RaiseSubscribed(BayeuxSession session, IReadOnlyList<string> patterns) => Raise(Subscribed, session, patterns);
+
+    internal void RaiseUnsubscribed(BayeuxSession session, IReadOnlyList<string> patterns) => Raise(Unsubscribed, session, patterns);
+
+    private void Raise(Action<BayeuxSession, IReadOnlyList<string>>? observers, BayeuxSession session, IReadOnlyList<string> patterns)
+    {
+        if (observers is null || patterns.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            observers(session, patterns);
+        }
+        catch (Exception ex)
+        {
+            // An observer's failure must not fail the subscribe or the close that told it.
+            BayeuxLog.LocalSubscriberFailed(_logger, patterns[0], ex);
+        }
+    }
+
     /// <summary>Ends a session: its held connect is answered, its subscriptions dropped, its socket closed on overflow.</summary>
     public void CloseSession(BayeuxSession session, SessionCloseReason reason)
     {
@@ -160,6 +194,7 @@ public sealed partial class BayeuxServer : IDisposable
         }
 
         _addresses.Remove(session.Address);
+        RaiseUnsubscribed(session, [.. subscriptions.Select(s => s.Pattern)]);
 
         // An abandoned session's client has moved on to a new session: its held connect is not answered, since
         // "handshake again" would make the client (Faye obeys advice on any reply) abandon the new session too.

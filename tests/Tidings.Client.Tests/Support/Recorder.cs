@@ -94,6 +94,16 @@ internal sealed class Recorder
                     _mirror.RemoveAt(e.OldStartingIndex);
                     Count(_removes, (string)removed["id"]!);
                     break;
+                case NotifyCollectionChangedAction.Move:
+                    var moved = (JsonObject)e.OldItems![0]!;
+                    if (!JsonNode.DeepEquals(_mirror[e.OldStartingIndex], moved))
+                    {
+                        Problems.Add($"move from {e.OldStartingIndex} named another record");
+                    }
+
+                    _mirror.RemoveAt(e.OldStartingIndex);
+                    _mirror.Insert(e.NewStartingIndex, moved);
+                    break;
                 case NotifyCollectionChangedAction.Replace:
                     _mirror[e.NewStartingIndex] = (JsonObject)e.NewItems![0]!;
                     break;

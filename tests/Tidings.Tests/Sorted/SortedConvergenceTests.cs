@@ -1,14 +1,18 @@
+using System.Collections.Specialized;
 using System.Net;
 using System.Text.Json.Nodes;
+using Tidings.Client;
+using Tidings.Client.Collections;
 using Tidings.Tests.Support;
 
 namespace Tidings.Tests.Sorted;
 
 /// <summary>
-/// Property: random concurrent moves from several clients, over REST and the socket, converge. Every subscriber —
-/// one that joined before the moves and one that joined with a snapshot while they ran — applies the events in seq
-/// order and ends with exactly the order <c>GET</c> answers, whether it sorts by the records' positions or places
-/// each MOVE after the id it names.
+/// Property: random concurrent moves from several clients — raw REST, a raw socket, and the .NET client's
+/// <c>MoveAsync</c> over REST and over the socket (optimistic, settled by the echo) — converge. Every subscriber — one
+/// that joined before the moves and one that joined with a snapshot while they ran — applies the events in seq order and
+/// ends with exactly the order <c>GET</c> answers, whether it sorts by the records' positions or places each MOVE after
+/// the id it names; so do the .NET clients' live collections, and a list that replays their CollectionChanged events.
 /// </summary>
 public class SortedConvergenceTests : IAsyncLifetime
 {
@@ -37,11 +41,23 @@ public class SortedConvergenceTests : IAsyncLifetime
         }
 
         var early = await SubscriberAsync();
+        // Movers 2 and 3 are .NET clients (REST and socket writes); a third .NET client only watches.
+        await using var dotnetRest = new TidingsClient(_app.Address);
+        await using var dotnetSocket = new TidingsClient(_app.Address, new TidingsClientOptions { Writes = WriteChannel.Socket });
+        await using var dotnetWatcher = new TidingsClient(_app.Address);
+        var live = new List<(LiveCollection<JsonObject> Collection, List<string> Mirror)>();
+        foreach (var client in new[] { dotnetRest, dotnetSocket, dotnetWatcher })
+        {
+            var collection = await client.CollectionAsync<JsonObject>(Items);
+            live.Add((collection, Mirror(collection)));
+        }
+
         var started = new TaskCompletionSource();
         var movers = Enumerable.Range(0, Movers).Select(m => Task.Run(async () =>
         {
             var random = new Random(seed * 100 + m);
-            var socket = m % 2 == 1 ? new BayeuxClient(_app.Http) : null;
+            var socket = m == 1 ? new BayeuxClient(_app.Http) : null;
+            var dotnet = m >= 2 ? live[m - 2].Collection : null;
             if (socket is not null)
             {
                 await socket.HandshakeAsync();
@@ -63,7 +79,13 @@ public class SortedConvergenceTests : IAsyncLifetime
                     2 => new JsonObject { ["to"] = "start" },
                     _ => new JsonObject { ["to"] = "end" },
                 };
-                if (socket is null)
+                if (dotnet is not null)
+                {
+                    await dotnet.MoveAsync(id, (string?)place["before"] is { } before ? Placement.Before(before)
+                        : (string?)place["after"] is { } after ? Placement.After(after)
+                        : (string?)place["to"] == "start" ? Placement.Start : Placement.End);
+                }
+                else if (socket is null)
                 {
                     using var response = await _app.PostAsync($"{Items}/{id}/move", place.ToJsonString());
                     Assert.True(response.StatusCode == HttpStatusCode.OK, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
@@ -89,6 +111,52 @@ public class SortedConvergenceTests : IAsyncLifetime
             Assert.Equal(final.Ids, byPosition);
             Assert.Equal(final.Ids, byAfter);
         }
+
+        foreach (var (collection, mirror) in live)
+        {
+            await Eventually.UntilAsync(() => collection.Seq == final.Seq && collection.PendingIds.Count == 0, "a .NET client to apply every move");
+            Assert.Equal(final.Ids, collection.Items.Select(i => i["id"]!.GetValue<string>()));
+            lock (mirror)
+            {
+                Assert.Equal(final.Ids, mirror);
+            }
+        }
+    }
+
+    /// <summary>The ids of a list kept as a bound UI list keeps itself: by replaying the collection's events.</summary>
+    private static List<string> Mirror(LiveCollection<JsonObject> collection)
+    {
+        var mirror = new List<string>();
+        lock (mirror)
+        {
+            mirror.AddRange(collection.Items.Select(i => i["id"]!.GetValue<string>()));
+        }
+
+        collection.CollectionChanged += (_, e) =>
+        {
+            lock (mirror)
+            {
+                switch (e.Action)
+                {
+                    case NotifyCollectionChangedAction.Add:
+                        mirror.Insert(e.NewStartingIndex, ((JsonObject)e.NewItems![0]!)["id"]!.GetValue<string>());
+                        break;
+                    case NotifyCollectionChangedAction.Remove:
+                        mirror.RemoveAt(e.OldStartingIndex);
+                        break;
+                    case NotifyCollectionChangedAction.Move:
+                        var id = mirror[e.OldStartingIndex];
+                        mirror.RemoveAt(e.OldStartingIndex);
+                        mirror.Insert(e.NewStartingIndex, id);
+                        break;
+                    case NotifyCollectionChangedAction.Reset:
+                        mirror.Clear();
+                        mirror.AddRange(collection.Items.Select(i => i["id"]!.GetValue<string>()));
+                        break;
+                }
+            }
+        };
+        return mirror;
     }
 
     private async Task<BayeuxClient> SubscriberAsync()

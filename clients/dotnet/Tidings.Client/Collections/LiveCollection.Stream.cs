@@ -49,6 +49,11 @@ public sealed partial class LiveCollection<T>
                     return;
                 }
 
+                if (data["sorted"] is JsonValue sortedValue && sortedValue.TryGetValue<bool>(out var sorted) && sorted)
+                {
+                    _sorted = true;
+                }
+
                 ResetTo(items, snapshotSeq, snapshotEpoch, data["truncated"] is JsonValue t && t.TryGetValue<bool>(out var cut) && cut);
                 return;
             case "RESET":
@@ -221,8 +226,7 @@ public sealed partial class LiveCollection<T>
         }
 
         _loaded = true;
-        var ids = _shown.Keys.ToArray();
-        Emit(new CollectionChange<T>(CollectionChangeKind.Reset, null, default, default, ShownItems()) { ResetIds = ids });
+        Emit(ResetChange());
         Drain();
     }
 
@@ -312,6 +316,11 @@ public sealed partial class LiveCollection<T>
                     Mutate(() =>
                     {
                         // Events that arrived meanwhile are held; ResetTo drops those the snapshot covers.
+                        if (body["sorted"] is JsonValue sortedValue && sortedValue.TryGetValue<bool>(out var sorted) && sorted)
+                        {
+                            _sorted = true;
+                        }
+
                         if (_seq is null || seq >= _seq || bodyEpoch != _epoch)
                         {
                             _seq = null;

@@ -11,15 +11,104 @@ public sealed partial class LiveCollection<T>
     /// again) when the server refuses it or no answer comes within <c>WriteTimeout</c> (408). Unanswered requests are
     /// sent again: a repeated create with the same id creates nothing. Null members and server fields are not sent.
     /// </summary>
-    public Task<T> CreateAsync(T item, CancellationToken cancellationToken = default)
+    public Task<T> CreateAsync(T item, CancellationToken cancellationToken = default) => CreateAsync(item, null, cancellationToken);
+
+    /// <summary>
+    /// Creates a record in a sorted collection at <paramref name="place"/> (null: at the end). It shows there at once;
+    /// the server's position replaces the one this client made up when the reply or the event arrives. Otherwise as
+    /// <see cref="CreateAsync(T, CancellationToken)"/>.
+    /// </summary>
+    public Task<T> CreateAsync(T item, Placement? place, CancellationToken cancellationToken = default)
     {
         var json = _mapper.Write(item);
         var id = RecordJson.Id(json) ?? Guid.NewGuid().ToString();
         var body = RecordJson.WriteBody(json, keepId: false);
         body["id"] = id;
-        return WriteAsync(id, new PendingWrite(WriteKind.Create, body), "create", token => Writes == WriteChannel.Socket
-            ? SocketWriteAsync("POST", (JsonObject)body.DeepClone(), null, "create", id, token)
-            : _client.SendJsonAsync(HttpMethod.Post, Path, body.DeepClone(), null, "create", id, token), cancellationToken);
+        bool sorted;
+        lock (_gate)
+        {
+            sorted = _sorted;
+        }
+
+        if (sorted)
+        {
+            body.Remove("position"); // the server's, made from the placement
+        }
+
+        // Shown at once where it will go (the end unless placed).
+        var shown = (JsonObject)body.DeepClone();
+        if (sorted && LocalPosition(id, place ?? Placement.End) is { } position)
+        {
+            shown["position"] = position;
+        }
+
+        var path = place is null ? Path : $"{Path}?{place.ToQuery()}";
+        return WriteAsync(id, new PendingWrite(WriteKind.Create, shown), "create", token => Writes == WriteChannel.Socket
+            ? SocketWriteAsync("POST", (JsonObject)body.DeepClone(), null, "create", id, token, place)
+            : _client.SendJsonAsync(HttpMethod.Post, path, body.DeepClone(), null, "create", id, token), cancellationToken);
+    }
+
+    /// <summary>
+    /// Moves a record of a sorted collection (REST <c>POST path/{id}/move</c>, or the socket's MOVE): before or after
+    /// another record, or to the start or the end. It moves in <see cref="Items"/> at once (a Replace, then a Move
+    /// notification); the task completes with the server's record, or fails — and the record goes back — when the server
+    /// refuses (404: an unknown record or anchor, or a collection that is not sorted; 403: not allowed).
+    /// </summary>
+    public Task<T> MoveAsync(string id, Placement place, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(id);
+        ArgumentNullException.ThrowIfNull(place);
+        var local = new JsonObject();
+        if (LocalPosition(id, place) is { } position)
+        {
+            local["position"] = position;
+        }
+
+        return WriteAsync(id, new PendingWrite(WriteKind.Update, local), "move", token => Writes == WriteChannel.Socket
+            ? SocketWriteAsync("MOVE", new JsonObject { ["id"] = id }, null, "move", id, token, place)
+            : _client.SendJsonAsync(HttpMethod.Post, RecordPath(id) + "/move", place.ToJson(), null, "move", id, token), cancellationToken);
+    }
+
+    /// <summary>
+    /// A position key for <paramref name="id"/> placed as asked among what is shown now; null when the collection is not
+    /// sorted, the anchor is not shown, or the neighbours have no keys to go between (the server's key then shows it).
+    /// </summary>
+    private string? LocalPosition(string id, Placement place)
+    {
+        lock (_gate)
+        {
+            if (!_sorted)
+            {
+                return null;
+            }
+
+            var order = ShownIds();
+            order.Remove(id);
+            int at;
+            if (place.AnchorId is { } anchor)
+            {
+                var index = order.IndexOf(anchor);
+                if (index < 0)
+                {
+                    return null;
+                }
+
+                at = place.Key == "before" ? index : index + 1;
+            }
+            else
+            {
+                at = place.Value == "start" ? 0 : order.Count;
+            }
+
+            var before = at > 0 ? PositionOf(_shown[order[at - 1]]) : null;
+            var after = at < order.Count ? PositionOf(_shown[order[at]]) : null;
+            if ((at > 0 && before is null) || (at < order.Count && after is null))
+            {
+                return null;
+            }
+
+            return PositionKeys.Between(before, after);
+        }
     }
 
     /// <summary>
@@ -29,9 +118,11 @@ public sealed partial class LiveCollection<T>
     public Task<T> UpdateAsync(string id, JsonObject patch, long? expectedVersion = null, CancellationToken cancellationToken = default)
     {
         var body = new JsonObject();
+        var sorted = IsSorted;
         foreach (var (name, value) in patch)
         {
-            if (Array.IndexOf(RecordJson.ServerFields, name) < 0)
+            // In a sorted collection the position is the server's, changed only by MoveAsync.
+            if (Array.IndexOf(RecordJson.ServerFields, name) < 0 && !(sorted && name == "position"))
             {
                 body[name] = value?.DeepClone();
             }
@@ -86,9 +177,14 @@ public sealed partial class LiveCollection<T>
 
     /// <summary>A write as a Bayeux publish; the reply's <c>ext.tidings.record</c> is the outcome.</summary>
     private async Task<JsonObject?> SocketWriteAsync(string method, JsonObject body, long? expectedVersion, string operation, string id,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, Placement? place = null)
     {
         var data = new JsonObject { ["method"] = method, ["body"] = body };
+        if (place is not null)
+        {
+            data[place.Key] = place.Value; // a sorted collection's POST and MOVE take before|after|to beside the body
+        }
+
         if (expectedVersion is { } version)
         {
             data["version"] = version;

@@ -55,6 +55,9 @@ public sealed partial class LiveCollection<T> : IReadOnlyList<T>, INotifyCollect
     private bool _truncated;
     private bool _closed;
 
+    /// <summary>The server said the collection is sorted (its snapshot or list has <c>sorted: true</c>).</summary>
+    private bool _sorted;
+
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private BayeuxSubscription? _subscription;
 
@@ -109,6 +112,21 @@ public sealed partial class LiveCollection<T> : IReadOnlyList<T>, INotifyCollect
             lock (_gate)
             {
                 return _truncated;
+            }
+        }
+    }
+
+    /// <summary>
+    /// True for a sorted collection (the server says so with its snapshot): <see cref="Items"/> is in the server's order,
+    /// by <c>position</c>, with optimistic moves and placed creates shown at once.
+    /// </summary>
+    public bool IsSorted
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _sorted;
             }
         }
     }
@@ -197,7 +215,7 @@ public sealed partial class LiveCollection<T> : IReadOnlyList<T>, INotifyCollect
 
             if (_loaded)
             {
-                channel.Writer.TryWrite(new CollectionChange<T>(CollectionChangeKind.Reset, null, default, default, ShownItems()));
+                channel.Writer.TryWrite(ResetChange());
             }
 
             _readers.Add(channel);
@@ -255,9 +273,19 @@ public sealed partial class LiveCollection<T> : IReadOnlyList<T>, INotifyCollect
         return record;
     }
 
-    private static JsonObject MergeReplace(JsonObject record, JsonObject body)
+    private JsonObject MergeReplace(JsonObject record, JsonObject body)
     {
         var result = (JsonObject)body.DeepClone();
+        if (_sorted)
+        {
+            // A replace keeps the record's place: the position is the server's, changed only by a move.
+            result.Remove("position");
+            if (record["position"] is { } position)
+            {
+                result["position"] = position.DeepClone();
+            }
+        }
+
         foreach (var field in RecordJson.ServerFields)
         {
             if (record[field] is { } value)
@@ -282,7 +310,7 @@ public sealed partial class LiveCollection<T> : IReadOnlyList<T>, INotifyCollect
         if (record is not null && previous is null)
         {
             _shown[id] = record;
-            Emit(new CollectionChange<T>(CollectionChangeKind.Added, id, _mapper.Read(record), default, null));
+            Emit(new CollectionChange<T>(CollectionChangeKind.Added, id, _mapper.Read(record), default, null) { Position = PositionOf(record) });
         }
         else if (record is null && previous is not null)
         {
@@ -292,11 +320,37 @@ public sealed partial class LiveCollection<T> : IReadOnlyList<T>, INotifyCollect
         else if (record is not null && previous is not null && !JsonNode.DeepEquals(record, previous))
         {
             _shown[id] = record;
-            Emit(new CollectionChange<T>(CollectionChangeKind.Changed, id, _mapper.Read(record), _mapper.Read(previous), null));
+            var position = PositionOf(record);
+            var kind = _sorted && position != PositionOf(previous) ? CollectionChangeKind.Moved : CollectionChangeKind.Changed;
+            Emit(new CollectionChange<T>(kind, id, _mapper.Read(record), _mapper.Read(previous), null) { Position = position });
         }
     }
 
-    private List<T> ShownItems() => [.. _shown.Values.Select(_mapper.Read)];
+    /// <summary>A record's order key in a sorted collection; null elsewhere (and for a record that has none yet).</summary>
+    private string? PositionOf(JsonObject record) => _sorted ? RecordJson.String(record["position"]) : null;
+
+    /// <summary>What is shown, as ids: by position in a sorted collection, else in arrival order.</summary>
+    private List<string> ShownIds()
+    {
+        var ids = _shown.Keys.ToList();
+        if (_sorted)
+        {
+            ids.Sort((a, b) => PositionKeys.Compare(PositionOf(_shown[a]), a, PositionOf(_shown[b]), b));
+        }
+
+        return ids;
+    }
+
+    /// <summary>A reset of the view to what is shown now, in order.</summary>
+    private CollectionChange<T> ResetChange()
+    {
+        var ids = ShownIds();
+        return new CollectionChange<T>(CollectionChangeKind.Reset, null, default, default, [.. ids.Select(id => _mapper.Read(_shown[id]))])
+        {
+            ResetIds = [.. ids],
+            ResetPositions = _sorted ? [.. ids.Select(id => PositionOf(_shown[id]))] : null,
+        };
+    }
 
     /// <summary>Hands a change to the readers and to the view. Call under the lock: changes keep their order.</summary>
     private void Emit(CollectionChange<T> change)

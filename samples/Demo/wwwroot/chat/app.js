@@ -7,6 +7,9 @@ const writes = new URLSearchParams(location.search).get('writes') === 'socket' ?
 
 let tidings = null;
 let messages = null;
+let presence = null;
+/** Who watches the open flow, from its presence channel: SNAPSHOT, then JOIN and LEAVE. */
+const present = new Set();
 let filterTag = null;
 let me = null;
 
@@ -122,6 +125,35 @@ function openFlow(flow) {
   messages.on('error', showError);
   if (messages.loaded) renderAll();
   messages.ready.then(() => { document.body.dataset.ready = flow; });
+  watchPresence(`/api/flows/${encodeURIComponent(flow)}/messages`);
+}
+
+/** Shows who is in the flow: /tidings/presence + the flow's path says who watches it, live. */
+function watchPresence(path) {
+  presence?.cancel();
+  present.clear();
+  renderPresent();
+  presence = tidings.faye.subscribe(`/tidings/presence${path}`, (event) => {
+    if (event.method === 'SNAPSHOT') {
+      present.clear();
+      for (const user of event.users) present.add(user.name);
+    } else if (event.method === 'JOIN') {
+      present.add(event.user);
+    } else if (event.method === 'LEAVE') {
+      present.delete(event.user);
+    }
+    renderPresent();
+  });
+}
+
+function renderPresent() {
+  const list = $('present');
+  list.replaceChildren(...[...present].sort().map((name) => {
+    const span = document.createElement('span');
+    span.className = 'who';
+    span.textContent = name;
+    return span;
+  }));
 }
 
 function start(name) {

@@ -1,0 +1,58 @@
+using System.Text.Json;
+using Tidings.Access;
+using Tidings.Bayeux.Protocol;
+using Tidings.Bayeux.Server;
+
+namespace Tidings.Presence;
+
+/// <summary>
+/// The Bayeux side of presence: owns <c>/tidings/presence/**</c>. A subscribe to <c>/tidings/presence</c> + a collection
+/// path is allowed to those who may list the collection (as its own subscribe) and starts with
+/// <c>{"method": "SNAPSHOT", "users", "anonymous"}</c>, then JOIN/LEAVE. Wildcards and publishes are refused: presence
+/// channels are the server's.
+/// </summary>
+internal sealed class PresenceChannels(PresenceTracker tracker) : IBayeuxChannelHandler
+{
+    public bool Owns(string channelOrPattern) =>
+        channelOrPattern.StartsWith(PresenceTracker.ChannelPrefix + "/", StringComparison.Ordinal) || channelOrPattern == PresenceTracker.ChannelPrefix;
+
+    public ValueTask SubscribeAsync(BayeuxSubscribeContext context, CancellationToken cancellationToken)
+    {
+        var pattern = context.Pattern;
+        if (ChannelName.IsWildcard(pattern))
+        {
+            context.Refuse(BayeuxError.Format(400, pattern, "presence is watched one channel at a time: /tidings/presence + a collection path"));
+            return ValueTask.CompletedTask;
+        }
+
+        if (tracker.Resolve(pattern) is not { } target)
+        {
+            context.Refuse(BayeuxError.Format(404, pattern, "no collection at this path"));
+            return ValueTask.CompletedTask;
+        }
+
+        if (!target.Collection.Access.List.Allows(new AccessContext(context.Session.User, target.RouteValues)))
+        {
+            context.Refuse(BayeuxError.Format(403, pattern, "not allowed to see who watches this collection"));
+            return ValueTask.CompletedTask;
+        }
+
+        // Snapshot and activation under the tracker's lock: no JOIN or LEAVE falls between them, none comes twice.
+        lock (tracker.Gate)
+        {
+            var now = tracker.Snapshot(pattern[PresenceTracker.ChannelPrefix.Length..]);
+            var data = JsonSerializer.SerializeToUtf8Bytes(new PresenceSnapshotEvent("SNAPSHOT", now.Users, now.Anonymous),
+                PresenceJson.Default.PresenceSnapshotEvent);
+            context.Send(Delivery.CreateRaw(pattern, data));
+            context.Activate();
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask PublishAsync(BayeuxServiceCall call, CancellationToken cancellationToken)
+    {
+        call.Fail(BayeuxError.Format(403, call.Channel, "presence channels are written by the server only"));
+        return ValueTask.CompletedTask;
+    }
+}
