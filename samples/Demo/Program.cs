@@ -5,6 +5,11 @@ using Tidings;
 using Tidings.Access;
 using Tidings.Identity;
 using Tidings.Jobs;
+using Tidings.Observability;
+using Tidings.Operations;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using Tidings.Storage;
 using Tidings.Writes;
 using Tidings.Bayeux.Server;
@@ -118,10 +123,38 @@ tidings
         .Access(a => a.List(AccessRule.SignedIn).Enqueue(AccessRule.SignedIn).Cancel(AccessRule.RecordUser("requestedBy"))
             .Work(AccessRule.SignedIn)));
 
+// Traces and metrics when asked: `--otel console` prints spans and metrics; `--otel otlp` sends them to an OpenTelemetry
+// collector (OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4317). A REST write, its commit and its publish (with the
+// delivery count) are one trace under the request's span.
+if (builder.Configuration["otel"] is { Length: > 0 } otel)
+{
+    if (otel is not ("console" or "otlp"))
+    {
+        throw new ArgumentException($"--otel {otel}: use 'console' or 'otlp'.");
+    }
+
+    builder.Services.AddOpenTelemetry()
+        .ConfigureResource(resource => resource.AddService("tidings-demo", serviceInstanceId: builder.Configuration["Bayeux:NodeId"]))
+        .WithTracing(tracing =>
+        {
+            tracing.AddSource(TidingsTracing.SourceName, "Microsoft.AspNetCore");
+            _ = otel == "console" ? tracing.AddConsoleExporter() : tracing.AddOtlpExporter();
+        })
+        .WithMetrics(metrics =>
+        {
+            metrics.AddMeter("Tidings.Bayeux", "Tidings.Store", "Microsoft.AspNetCore.Hosting");
+            _ = otel == "console" ? metrics.AddConsoleExporter() : metrics.AddOtlpExporter();
+        });
+}
+
+// Health: the store answers, its writer keeps up and (several nodes) the change tail keeps up — JSON at /healthz.
+builder.Services.AddHealthChecks().AddTidings();
+
 var app = builder.Build();
 app.UseDefaultFiles();
 app.UseStaticFiles();
 app.MapTidings();
+app.MapTidingsHealthChecks("/healthz");
 
 // A service channel: what a client publishes to /service/echo comes back in the publish reply only
 // (CometD's remoteCall), never broadcast to other clients.
