@@ -5,7 +5,9 @@ using Tidings;
 using Tidings.Access;
 using Tidings.Identity;
 using Tidings.Jobs;
+using Tidings.Http;
 using Tidings.Observability;
+using Scalar.AspNetCore;
 using Tidings.Operations;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
@@ -147,6 +149,10 @@ if (builder.Configuration["otel"] is { Length: > 0 } otel)
         });
 }
 
+// The API reference: an OpenAPI 3.1 document of every collection and queue at /openapi/v1.json, read by Scalar at /scalar
+// (its script ships inside Scalar.AspNetCore and is served from here: the page needs no CDN).
+builder.Services.AddOpenApi(openApi => openApi.AddTidings());
+
 // Health: the store answers, its writer keeps up and (several nodes) the change tail keeps up — JSON at /healthz.
 builder.Services.AddHealthChecks().AddTidings();
 
@@ -155,6 +161,8 @@ app.UseDefaultFiles();
 app.UseStaticFiles();
 app.MapTidings();
 app.MapTidingsHealthChecks("/healthz");
+app.MapOpenApi();
+app.MapScalarApiReference(scalar => scalar.WithTitle("Tidings demo API").DisableDefaultFonts());
 
 // A service channel: what a client publishes to /service/echo comes back in the publish reply only
 // (CometD's remoteCall), never broadcast to other clients.
