@@ -22,6 +22,15 @@ using Tidings.Sqlite;
 // `--urls` picks other addresses and `--data DIR` another data directory (default ./data).
 // `--postgres "<Npgsql connection string>"` stores in PostgreSQL instead of ./data/tidings.db, so several demo
 // nodes can serve one app (name each with `--Bayeux:NodeId=a` and give them the same `--data` for the sign-in key).
+// `dotnet Tidings.Demo.dll export FILE [--under /api/flows]` and `import FILE` (with the same --data or --postgres as when
+// serving) write the store's records to JSON lines and load them into an empty store: how a demo moves from SQLite to
+// PostgreSQL. Over HTTP the same is GET /tidings/export and POST /tidings/import, for the names in --Tidings:Admins.
+string? transfer = null, transferFile = null;
+if (args is [("import" or "export") and var verb, var file, ..])
+{
+    (transfer, transferFile, args) = (verb, file, args[2..]);
+}
+
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
     Args = args,
@@ -157,11 +166,18 @@ builder.Services.AddOpenApi(openApi => openApi.AddTidings());
 builder.Services.AddHealthChecks().AddTidings();
 
 var app = builder.Build();
+if (transfer is not null)
+{
+    Environment.ExitCode = await TransferAsync(app.Services, transfer, transferFile!, builder.Configuration["under"]);
+    return;
+}
+
 app.UseDefaultFiles();
 app.UseStaticFiles();
 app.MapTidings();
 app.MapTidingsHealthChecks("/healthz");
 app.MapOpenApi();
+app.MapTidingsTransfer();
 app.MapScalarApiReference(scalar => scalar.WithTitle("Tidings demo API").DisableDefaultFonts());
 
 // A service channel: what a client publishes to /service/echo comes back in the publish reply only
@@ -197,6 +213,31 @@ app.MapDelete("/api/session", async (HttpContext http) =>
 
 app.Logger.LogInformation("Tidings demo: data in {DataDirectory}", dataDirectory);
 app.Run();
+
+// Export or import without serving: opens the store, moves the records, closes it.
+static async Task<int> TransferAsync(IServiceProvider services, string verb, string file, string? under)
+{
+    var store = services.GetRequiredService<ITidingsStore>();
+    await store.InitializeAsync(CancellationToken.None);
+    try
+    {
+        var transfer = new StoreTransfer(store, services.GetRequiredService<Tidings.Collections.CollectionRegistry>(), TimeProvider.System);
+        if (verb == "export")
+        {
+            await using var output = File.Create(file);
+            Console.WriteLine($"Exported {await transfer.ExportAsync(output, under, CancellationToken.None)} records to {file}.");
+            return 0;
+        }
+
+        var result = await transfer.ImportAsync(() => File.OpenRead(file), CancellationToken.None);
+        Console.WriteLine(result.Loaded ? $"Imported {result.Records} records from {file}." : $"Nothing imported: {result.Problem}");
+        return result.Loaded ? 0 : 1;
+    }
+    finally
+    {
+        await store.DisposeAsync();
+    }
+}
 
 // The demo keeps its token key next to its data, so tokens survive restarts. Nodes that share --data may start at
 // once: each writes a candidate aside and moves it into place only if no key is there yet, so all read the same one.
