@@ -5,6 +5,13 @@ using Tidings;
 using Tidings.Access;
 using Tidings.Identity;
 using Tidings.Jobs;
+using Tidings.Http;
+using Tidings.Observability;
+using Scalar.AspNetCore;
+using Tidings.Operations;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using Tidings.Storage;
 using Tidings.Writes;
 using Tidings.Bayeux.Server;
@@ -15,6 +22,15 @@ using Tidings.Sqlite;
 // `--urls` picks other addresses and `--data DIR` another data directory (default ./data).
 // `--postgres "<Npgsql connection string>"` stores in PostgreSQL instead of ./data/tidings.db, so several demo
 // nodes can serve one app (name each with `--Bayeux:NodeId=a` and give them the same `--data` for the sign-in key).
+// `dotnet Tidings.Demo.dll export FILE [--under /api/flows]` and `import FILE` (with the same --data or --postgres as when
+// serving) write the store's records to JSON lines and load them into an empty store: how a demo moves from SQLite to
+// PostgreSQL. Over HTTP the same is GET /tidings/export and POST /tidings/import, for the names in --Tidings:Admins.
+string? transfer = null, transferFile = null;
+if (args is [("import" or "export") and var verb, var file, ..])
+{
+    (transfer, transferFile, args) = (verb, file, args[2..]);
+}
+
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
     Args = args,
@@ -118,10 +134,51 @@ tidings
         .Access(a => a.List(AccessRule.SignedIn).Enqueue(AccessRule.SignedIn).Cancel(AccessRule.RecordUser("requestedBy"))
             .Work(AccessRule.SignedIn)));
 
+// Traces and metrics when asked: `--otel console` prints spans and metrics; `--otel otlp` sends them to an OpenTelemetry
+// collector (OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4317). A REST write, its commit and its publish (with the
+// delivery count) are one trace under the request's span.
+if (builder.Configuration["otel"] is { Length: > 0 } otel)
+{
+    if (otel is not ("console" or "otlp"))
+    {
+        throw new ArgumentException($"--otel {otel}: use 'console' or 'otlp'.");
+    }
+
+    builder.Services.AddOpenTelemetry()
+        .ConfigureResource(resource => resource.AddService("tidings-demo", serviceInstanceId: builder.Configuration["Bayeux:NodeId"]))
+        .WithTracing(tracing =>
+        {
+            tracing.AddSource(TidingsTracing.SourceName, "Microsoft.AspNetCore");
+            _ = otel == "console" ? tracing.AddConsoleExporter() : tracing.AddOtlpExporter();
+        })
+        .WithMetrics(metrics =>
+        {
+            metrics.AddMeter("Tidings.Bayeux", "Tidings.Store", "Microsoft.AspNetCore.Hosting");
+            _ = otel == "console" ? metrics.AddConsoleExporter() : metrics.AddOtlpExporter();
+        });
+}
+
+// The API reference: an OpenAPI 3.1 document of every collection and queue at /openapi/v1.json, read by Scalar at /scalar
+// (its script ships inside Scalar.AspNetCore and is served from here: the page needs no CDN).
+builder.Services.AddOpenApi(openApi => openApi.AddTidings());
+
+// Health: the store answers, its writer keeps up and (several nodes) the change tail keeps up — JSON at /healthz.
+builder.Services.AddHealthChecks().AddTidings();
+
 var app = builder.Build();
+if (transfer is not null)
+{
+    Environment.ExitCode = await TransferAsync(app.Services, transfer, transferFile!, builder.Configuration["under"]);
+    return;
+}
+
 app.UseDefaultFiles();
 app.UseStaticFiles();
 app.MapTidings();
+app.MapTidingsHealthChecks("/healthz");
+app.MapOpenApi();
+app.MapTidingsTransfer();
+app.MapScalarApiReference(scalar => scalar.WithTitle("Tidings demo API").DisableDefaultFonts());
 
 // A service channel: what a client publishes to /service/echo comes back in the publish reply only
 // (CometD's remoteCall), never broadcast to other clients.
@@ -156,6 +213,31 @@ app.MapDelete("/api/session", async (HttpContext http) =>
 
 app.Logger.LogInformation("Tidings demo: data in {DataDirectory}", dataDirectory);
 app.Run();
+
+// Export or import without serving: opens the store, moves the records, closes it.
+static async Task<int> TransferAsync(IServiceProvider services, string verb, string file, string? under)
+{
+    var store = services.GetRequiredService<ITidingsStore>();
+    await store.InitializeAsync(CancellationToken.None);
+    try
+    {
+        var transfer = new StoreTransfer(store, services.GetRequiredService<Tidings.Collections.CollectionRegistry>(), TimeProvider.System);
+        if (verb == "export")
+        {
+            await using var output = File.Create(file);
+            Console.WriteLine($"Exported {await transfer.ExportAsync(output, under, CancellationToken.None)} records to {file}.");
+            return 0;
+        }
+
+        var result = await transfer.ImportAsync(() => File.OpenRead(file), CancellationToken.None);
+        Console.WriteLine(result.Loaded ? $"Imported {result.Records} records from {file}." : $"Nothing imported: {result.Problem}");
+        return result.Loaded ? 0 : 1;
+    }
+    finally
+    {
+        await store.DisposeAsync();
+    }
+}
 
 // The demo keeps its token key next to its data, so tokens survive restarts. Nodes that share --data may start at
 // once: each writes a candidate aside and moves it into place only if no key is there yet, so all read the same one.

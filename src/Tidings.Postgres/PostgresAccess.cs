@@ -83,6 +83,30 @@ internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransact
         return changes;
     }
 
+    public IReadOnlyList<ExportedRecord> ExportPage(string? under, long after, int max)
+    {
+        using var command = Command("""
+            SELECT pos, path, id, version, json, rank FROM tidings_records
+            WHERE pos > $1 AND ($2::text IS NULL OR path = $2 OR left(path, length($2) + 1) = $2 || '/')
+            ORDER BY pos LIMIT $3;
+            """, after, (object?)under ?? DBNull.Value, max);
+        using var reader = command.ExecuteReader();
+        var page = new List<ExportedRecord>();
+        while (reader.Read())
+        {
+            page.Add(new ExportedRecord(reader.GetInt64(0), reader.GetString(1),
+                new StoredRecord(reader.GetString(2), reader.GetInt64(3), reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5))));
+        }
+
+        return page;
+    }
+
+    public bool IsEmpty()
+    {
+        using var command = Command("SELECT NOT EXISTS (SELECT 1 FROM tidings_records) AND NOT EXISTS (SELECT 1 FROM tidings_channels);");
+        return (bool)command.ExecuteScalar()!;
+    }
+
     public void Put(string path, StoredRecord record)
     {
         using var command = Command("""

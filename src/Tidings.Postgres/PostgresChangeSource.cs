@@ -24,12 +24,18 @@ internal sealed class PostgresChangeSource(PostgresStore store, TimeProvider tim
     private TaskCompletionSource _doorbell = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string? _startSnapshot;
     private string? _snapshot;
+    private long _lastLook;
+
+    /// <summary>How long since a look last finished: the idle interval at most while the tail keeps up; it grows while the
+    /// database cannot be reached or the feed is slow to take what was found.</summary>
+    internal TimeSpan Lag => time.GetElapsedTime(Volatile.Read(ref _lastLook));
 
     /// <summary>Where the stream starts: the snapshot taken when the store opened.</summary>
     internal async Task StartAsync(NpgsqlDataSource source, CancellationToken cancellationToken)
     {
         await using var command = source.CreateCommand("SELECT pg_current_snapshot()::text;");
         _startSnapshot = _snapshot = (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+        Volatile.Write(ref _lastLook, time.GetTimestamp());
     }
 
     /// <summary>A commit on this node: look now rather than at the next interval.</summary>
@@ -49,6 +55,7 @@ internal sealed class PostgresChangeSource(PostgresStore store, TimeProvider tim
             try
             {
                 (batch, _snapshot) = await LookAsync(source, _snapshot!, cancellationToken); // a failed look is repeated from the same point
+                Volatile.Write(ref _lastLook, time.GetTimestamp());
             }
             catch (Exception) when (closing.IsCancellationRequested)
             {

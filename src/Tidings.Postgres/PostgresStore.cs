@@ -10,7 +10,7 @@ namespace Tidings.Postgres;
 /// connection (its channel's counter row locked until commit); reads run on a repeatable-read snapshot; every
 /// node learns every node's commits by tailing the log (<see cref="PostgresChangeSource"/>).
 /// </summary>
-public sealed partial class PostgresStore : ITidingsStore
+public sealed partial class PostgresStore : ITidingsStore, IStoreHealth
 {
     private readonly PostgresChangeSource _changes;
     private readonly TimeProvider _time;
@@ -20,6 +20,7 @@ public sealed partial class PostgresStore : ITidingsStore
     private NpgsqlDataSource? _dataSource;
     private string _epoch = string.Empty;
     private long _lastAgeTrim;
+    private int _waitingWrites;
 
     public PostgresStore(PostgresStoreOptions options, TimeProvider time, ILogger<PostgresStore>? logger = null)
     {
@@ -36,6 +37,12 @@ public sealed partial class PostgresStore : ITidingsStore
     internal NpgsqlDataSource DataSource => _dataSource ?? throw new InvalidOperationException("The PostgreSQL store is not initialized.");
 
     public IChangeSource Changes => _changes;
+
+    /// <summary>Writes waiting for one of the <see cref="PostgresStoreOptions.MaxConcurrentWrites"/> slots (for health checks).</summary>
+    public StoreBacklog Backlog => new(Volatile.Read(ref _waitingWrites), 0, 0, 0);
+
+    /// <summary>How long since this node's tail last finished a look at the shared log.</summary>
+    public TimeSpan? TailLag => _changes.Lag;
 
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
@@ -80,7 +87,16 @@ public sealed partial class PostgresStore : ITidingsStore
 
     public async Task<T> WriteAsync<T>(Func<IStoreWriter, T> work, CancellationToken cancellationToken)
     {
-        await _writers.WaitAsync(cancellationToken);
+        Interlocked.Increment(ref _waitingWrites);
+        try
+        {
+            await _writers.WaitAsync(cancellationToken);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _waitingWrites);
+        }
+
         try
         {
             // A deadlock, serialization failure or unique violation rolled everything back: running the work again is safe.

@@ -98,6 +98,33 @@ public sealed partial class SqliteStore
             return changes;
         }
 
+        public IReadOnlyList<ExportedRecord> ExportPage(string? under, long after, int max)
+        {
+            using var command = Command("""
+                SELECT pos, path, id, version, json, rank FROM records
+                WHERE pos > $after AND ($under IS NULL OR path = $under OR substr(path, 1, length($under) + 1) = $under || '/')
+                ORDER BY pos LIMIT $max;
+                """);
+            command.Parameters.AddWithValue("$after", after);
+            command.Parameters.AddWithValue("$under", (object?)under ?? DBNull.Value);
+            command.Parameters.AddWithValue("$max", max);
+            using var reader = command.ExecuteReader();
+            var page = new List<ExportedRecord>();
+            while (reader.Read())
+            {
+                page.Add(new ExportedRecord(reader.GetInt64(0), reader.GetString(1),
+                    new StoredRecord(reader.GetString(2), reader.GetInt64(3), reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5))));
+            }
+
+            return page;
+        }
+
+        public bool IsEmpty()
+        {
+            using var command = Command("SELECT NOT EXISTS (SELECT 1 FROM records) AND NOT EXISTS (SELECT 1 FROM channels);");
+            return (long)command.ExecuteScalar()! == 1;
+        }
+
         public void Put(string path, StoredRecord record)
         {
             using var command = Command("""

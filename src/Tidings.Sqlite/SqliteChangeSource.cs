@@ -53,6 +53,9 @@ internal sealed class SqliteChangeSource(SqliteStore store, int capacity) : ICha
         return _firstAppended.TryGetValue(path, out first) ? first - 1 : seq;
     }
 
+    /// <summary>Committed batches waiting for the feed.</summary>
+    internal int Queued => _committed.Reader.Count;
+
     internal void NoteAppended(string path, long seq) => _firstAppended.TryAdd(path, seq);
 
     /// <summary>Called by the writer loop after a commit; waits while the buffer is full.</summary>

@@ -14,7 +14,7 @@ namespace Tidings.Sqlite;
 /// its <see cref="Changes"/> source. Nothing is published on the writer. Reads use their own pooled
 /// connections and see a consistent snapshot.
 /// </summary>
-public sealed partial class SqliteStore : ITidingsStore
+public sealed partial class SqliteStore : ITidingsStore, IStoreHealth
 {
     /// <summary>The meter of the store's instruments (commit duration and group size).</summary>
     public const string MeterName = "Tidings.Store";
@@ -68,6 +68,12 @@ public sealed partial class SqliteStore : ITidingsStore
     }
 
     public IChangeSource Changes => _changes;
+
+    /// <summary>Writes queued for the writer loop and commits not yet taken by the change feed (for health checks).</summary>
+    public StoreBacklog Backlog => new(_queue.Reader.Count, _options.QueueCapacity, _changes.Queued, _options.ChangeBufferCapacity);
+
+    /// <summary>No tail: the writer hands its own commits to the feed.</summary>
+    public TimeSpan? TailLag => null;
 
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {

@@ -43,6 +43,24 @@ public sealed class TidingsOptions
     /// <summary>Where each collection's JSON Schema, writable fields and access summary are published.</summary>
     public string SchemaPath { get; set; } = "/tidings/schema";
 
+    /// <summary>
+    /// The names of the users who may use the operators' endpoints (export, import), comma-separated, e.g.
+    /// <c>--Tidings:Admins=root,ada</c>. An app that registers an authorization policy named <see cref="AdminPolicy"/> decides instead.
+    /// </summary>
+    public string? Admins { get; set; }
+
+    /// <summary>The authorization policy that, when the app registers it, decides who is an admin (else <see cref="Admins"/>).</summary>
+    public const string AdminPolicy = "tidings-admin";
+
+    /// <summary>The largest import (<c>POST /tidings/import</c>) accepted, in bytes (413 beyond it).</summary>
+    public long MaxImportBytes { get; set; } = DefaultMaxImportBytes;
+
+    public const long DefaultMaxImportBytes = 1L << 30;
+
+    /// <summary>Whether <paramref name="name"/> is one of <see cref="Admins"/>.</summary>
+    public bool IsAdmin(string? name) =>
+        name is { Length: > 0 } && (Admins ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Contains(name, StringComparer.Ordinal);
+
     /// <summary>Where the Bayeux endpoint is mapped.</summary>
     public string BayeuxPath { get; set; } = "/bayeux";
 }

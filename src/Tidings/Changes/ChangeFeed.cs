@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Tidings.Bayeux.Protocol;
 using Tidings.Bayeux.Server;
 using Tidings.Collections;
+using Tidings.Observability;
 using Tidings.Storage;
 
 namespace Tidings.Changes;
@@ -29,6 +30,7 @@ public sealed partial class ChangeFeed(BayeuxServer bayeux, CollectionRegistry r
     private const int GapReadChunk = 1_000;
 
     private readonly ConcurrentDictionary<string, ChannelState> _channels = new(StringComparer.Ordinal);
+    private readonly ChangeTraces _traces = ChangeTraces.For(store);
 
     /// <summary>The last seq published on <paramref name="path"/> (null before the feed has looked at it).</summary>
     public long? PublishedSeq(string path) =>
@@ -176,6 +178,10 @@ public sealed partial class ChangeFeed(BayeuxServer bayeux, CollectionRegistry r
     /// <summary>Fans one event out on its channel and hands it to the subscriptions joining it.</summary>
     private void Emit(ChannelState channel, long seq, Delivery delivery)
     {
+        // Continues the trace of the write that committed it (when it was traced here); nothing while nobody listens.
+        var parent = _traces.Take(channel.Path, seq);
+        using var trace = TidingsTracing.Source.StartActivity(TidingsTracing.Publish, System.Diagnostics.ActivityKind.Producer, parent);
+        trace?.SetTag(TidingsTracing.PathTag, channel.Path).SetTag(TidingsTracing.SeqTag, seq);
         lock (channel.Gate)
         {
             try
@@ -188,7 +194,8 @@ public sealed partial class ChangeFeed(BayeuxServer bayeux, CollectionRegistry r
                     }
                 }
 
-                bayeux.Publish(delivery);
+                var recipients = bayeux.Publish(delivery);
+                trace?.SetTag(TidingsTracing.DeliveriesTag, recipients);
             }
             finally
             {

@@ -29,7 +29,8 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             services.GetRequiredService<CollectionWriter>(), services.GetRequiredService<TidingsOptions>(),
             services.GetRequiredService<Identity.OriginPolicy>());
         var template = collection.Route.Template;
-        var group = endpoints.MapGroup(template).RequireRateLimiting(TidingsServiceCollectionExtensions.RateLimitPolicy);
+        var group = endpoints.MapGroup(template).RequireRateLimiting(TidingsServiceCollectionExtensions.RateLimitPolicy)
+            .ExcludeFromDescription(); // described from the declarations instead (Http/OpenApiDescription)
         group.MapGet("/", handler.ListAsync);
         group.MapGet("/{id}", handler.GetAsync);
         if (collection.Queue is not null)

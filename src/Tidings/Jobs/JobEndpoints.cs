@@ -29,7 +29,8 @@ internal sealed class JobEndpoints(JobService jobs, TidingsOptions options, Orig
     {
         var handler = new JobEndpoints(endpoints.ServiceProvider.GetRequiredService<JobService>(),
             endpoints.ServiceProvider.GetRequiredService<TidingsOptions>(), endpoints.ServiceProvider.GetRequiredService<OriginPolicy>());
-        var group = endpoints.MapGroup("/api/queues/{queue}").RequireRateLimiting(TidingsServiceCollectionExtensions.RateLimitPolicy);
+        var group = endpoints.MapGroup("/api/queues/{queue}").RequireRateLimiting(TidingsServiceCollectionExtensions.RateLimitPolicy)
+            .ExcludeFromDescription(); // described from the declarations instead (Http/OpenApiDescription)
         group.MapPost("/jobs", handler.EnqueueAsync);
         group.MapPost("/claim", handler.ClaimAsync);
         group.MapPost("/jobs/{id}/cancel", (HttpContext c, string queue, string id) => handler.ByUserAsync(c, queue, id, retry: false));

@@ -83,7 +83,20 @@ public interface IStoreReader
     /// <paramref name="max"/>. Entries trimmed from the log are simply absent: compare with <see cref="GetPosition"/>.
     /// </summary>
     IReadOnlyList<ChangeEntry> ChangesSince(string path, long since, long upTo, int max);
+
+    /// <summary>
+    /// Records of every collection path (or of <paramref name="under"/> and the paths below it), in creation order across
+    /// the store, after the record whose <see cref="ExportedRecord.Order"/> is <paramref name="after"/>: a page of an export.
+    /// </summary>
+    IReadOnlyList<ExportedRecord> ExportPage(string? under, long after, int max) =>
+        throw new NotSupportedException("This store cannot export its records.");
+
+    /// <summary>True when nothing was ever written: no record and no channel (so no sequence number) — where an import may go.</summary>
+    bool IsEmpty() => throw new NotSupportedException("This store cannot tell whether it is empty.");
 }
+
+/// <summary>A record as exported: its path, its place in the store's creation order, and the record itself.</summary>
+public sealed record ExportedRecord(long Order, string Path, StoredRecord Record);
 
 public interface IStoreWriter : IStoreReader
 {

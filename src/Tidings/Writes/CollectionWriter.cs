@@ -1,7 +1,9 @@
+using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Tidings.Access;
 using Tidings.Collections;
+using Tidings.Observability;
 using Tidings.Storage;
 
 namespace Tidings.Writes;
@@ -54,6 +56,8 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
     /// <summary>How often a write is planned again when its record keeps changing under it, before it answers Conflict.</summary>
     private const int Attempts = 5;
 
+    private readonly ChangeTraces _traces = ChangeTraces.For(store);
+
     /// <param name="placement">Where the record goes in a sorted collection (null: at the end); must be null for an unsorted one.</param>
     public async Task<WriteOutcome> CreateAsync(CollectionTarget target, JsonObject body, WriteContext context, CancellationToken cancellationToken,
         Placement? placement = null)
@@ -105,6 +109,39 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
     private async Task<TransactionOutcome> RunAsync(CollectionTarget[] targets, IReadOnlyList<WriteRequest> requests, WriteContext context,
         CancellationToken cancellationToken)
     {
+        using var trace = StartWriteTrace(requests[0].Path, MethodOf(requests[0]), requests.Count);
+        var result = await RunAttemptsAsync(targets, requests, context, cancellationToken);
+        trace?.SetTag(TidingsTracing.StatusTag, result.Committed ? "committed" : result.Outcomes.First(o => o is not null)!.Status.ToString());
+        return result;
+    }
+
+    private static Activity? StartWriteTrace(string path, string method, int writes)
+    {
+        var activity = TidingsTracing.Source.StartActivity(TidingsTracing.Write);
+        activity?.SetTag(TidingsTracing.PathTag, path).SetTag(TidingsTracing.MethodTag, method).SetTag(TidingsTracing.WritesTag, writes);
+        return activity;
+    }
+
+    private static string MethodOf(WriteRequest request) => request switch
+    {
+        WriteRequest.CreateRequest => ChangeMethods.Post,
+        WriteRequest.UpdateRequest { Patch: true } => "PATCH",
+        WriteRequest.UpdateRequest => ChangeMethods.Put,
+        _ => ChangeMethods.Delete,
+    };
+
+    /// <summary>Inside the transaction, before the commit (so before the feed can see it): where each change's publish continues the trace.</summary>
+    private void RememberTrace(Activity? commit, string path, long? seq)
+    {
+        if (commit is not null && seq is { } committed)
+        {
+            _traces.Remember(path, committed, commit.Context);
+        }
+    }
+
+    private async Task<TransactionOutcome> RunAttemptsAsync(CollectionTarget[] targets, IReadOnlyList<WriteRequest> requests, WriteContext context,
+        CancellationToken cancellationToken)
+    {
         for (var attempt = 0; attempt < Attempts; attempt++)
         {
             var plans = new Plan[requests.Count];
@@ -117,9 +154,19 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
                 }
             }
 
+            using var commit = TidingsTracing.Source.StartActivity(TidingsTracing.Commit);
             try
             {
-                var outcomes = await store.WriteAsync(writer => plans.Select((plan, i) => Apply(writer, plan, i)).ToArray(), cancellationToken);
+                var outcomes = await store.WriteAsync(writer =>
+                {
+                    var applied = plans.Select((plan, i) => Apply(writer, plan, i)).ToArray();
+                    for (var i = 0; i < applied.Length; i++)
+                    {
+                        RememberTrace(commit, requests[i].Path, applied[i].Seq);
+                    }
+
+                    return applied;
+                }, cancellationToken);
                 return new TransactionOutcome(true, outcomes);
             }
             catch (RefusedInTransactionException refused)
@@ -355,6 +402,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
             return WriteOutcome.Invalid(placement.Kind == PlacementKind.Before ? "before" : "after", "A record cannot be placed next to itself.");
         }
 
+        using var trace = StartWriteTrace(target.Path, ChangeMethods.Move, 1);
         for (var attempt = 0; attempt < Attempts; attempt++)
         {
             if (await store.ReadAsync(r => r.Get(target.Path, id), cancellationToken) is not { } current)
@@ -391,6 +439,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
 
             var createdAt = existing["createdAt"]?.GetValue<DateTimeOffset>() ?? time.GetUtcNow();
             var now = time.GetUtcNow();
+            using var commit = TidingsTracing.Source.StartActivity(TidingsTracing.Commit);
             var outcome = await store.WriteAsync(writer =>
             {
                 writer.LockOrder(target.Path); // first: then the version check below sees any move committed meanwhile
@@ -407,6 +456,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
                 var record = Compose(id, current.Version + 1, fields, createdAt, now, key);
                 writer.Put(target.Path, record);
                 var change = writer.Append(target.Path, ChangeMethods.Move, record.Json, current.Json, follows);
+                RememberTrace(commit, target.Path, change.Seq);
                 return new WriteOutcome(WriteStatus.Updated, record, Seq: change.Seq);
             }, cancellationToken);
             if (Settled(outcome, expectedVersion) is { } settled)

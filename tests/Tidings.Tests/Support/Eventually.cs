@@ -21,4 +21,22 @@ internal static class Eventually
             await Task.Delay(5);
         }
     }
+
+    /// <summary>Runs <paramref name="assertion"/> until it passes, or rethrows its last failure at the deadline.</summary>
+    public static async Task PassesAsync(Func<Task> assertion, TimeSpan? patience = null)
+    {
+        var deadline = TimeProvider.System.GetTimestamp() + (long)((patience ?? Patience).TotalSeconds * TimeProvider.System.TimestampFrequency);
+        while (true)
+        {
+            try
+            {
+                await assertion();
+                return;
+            }
+            catch (Exception) when (TimeProvider.System.GetTimestamp() < deadline)
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
 }
