@@ -194,7 +194,7 @@ public sealed partial class BayeuxServer : IDisposable
         }
 
         _addresses.Remove(session.Address);
-        RaiseUnsubscribed(session, [.. subscriptions.Select(s => s.Pattern)]);
+        RaiseUnsubscribed(session, [.. subscriptions.Select(s => s.Key)]);
 
         // An abandoned session's client has moved on to a new session: its held connect is not answered, since
         // "handshake again" would make the client (Faye obeys advice on any reply) abandon the new session too.
