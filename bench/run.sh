@@ -375,7 +375,7 @@ if targeted tidings && wanted jobs; then
       # Its own process; it stops by itself (each case after JOBS_CASE_SECONDS); timeout is the backstop.
       timeout -k 5 $((${JOBS_CASE_SECONDS:-20} * 5 + 30)) env -u DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS dotnet "$jobsbench" \
         --backend "$backend" "${pg[@]}" --jobs "$count" --http-jobs "$http_count" --enqueuers "${JOBS_ENQUEUERS:-32}" \
-        --concurrency "${JOBS_CONCURRENCY:-16,64}" --http-workers 4 --case-timeout "${JOBS_CASE_SECONDS:-20}" --out "$out/jobs.jsonl" ||
+        --concurrency "${JOBS_CONCURRENCY:-16,64,256}" --enqueue-batch "${JOBS_ENQUEUE_BATCH:-1,100}" --http-workers 4 --case-timeout "${JOBS_CASE_SECONDS:-20}" --out "$out/jobs.jsonl" ||
         echo "   (jobs $backend reported a failure or an unfinished case; see the table)"
     done
   } | tee "$out/jobs-table.md"
