@@ -8,8 +8,49 @@ public sealed partial class SqliteStore
     /// <summary>Reads and writes inside one transaction of the store, with the connection's prepared statements.</summary>
     private sealed class SqliteAccess(SqliteStatements statements, SqliteTransaction transaction, SqliteStore store) : IStoreWriter
     {
-        /// <summary>The changes the current write appended (cleared by the writer loop before each write).</summary>
+        // The channels' counters as the current write moved them: each channel's row is read at its first append and
+        // written back once when the write ends (EndWrite), not bumped once per change — a write that enqueues or
+        // finishes a hundred jobs appends a hundred changes to one channel.
+        private readonly Dictionary<string, long> _seqs = new(StringComparer.Ordinal);
+
+        /// <summary>The changes the current write appended.</summary>
         public List<ChangeEntry> Appended { get; } = [];
+
+        /// <summary>Before each write of a group (the writer loop): nothing appended yet.</summary>
+        public void BeginWrite()
+        {
+            Appended.Clear();
+            _seqs.Clear();
+        }
+
+        /// <summary>After a write's work, inside its savepoint: stores the channel counters it moved.</summary>
+        public void EndWrite()
+        {
+            foreach (var (path, seq) in _seqs)
+            {
+                var command = Command("""
+                    INSERT INTO channels (path, seq) VALUES ($path, $seq) ON CONFLICT (path) DO UPDATE SET seq = excluded.seq;
+                    """);
+                command.Parameters.AddWithValue("$path", path);
+                command.Parameters.AddWithValue("$seq", seq);
+                command.ExecuteNonQuery();
+            }
+
+            _seqs.Clear();
+        }
+
+        private long NextSeq(string path)
+        {
+            if (!_seqs.TryGetValue(path, out var seq))
+            {
+                var command = Command("SELECT seq FROM channels WHERE path = $path;");
+                command.Parameters.AddWithValue("$path", path);
+                seq = command.ExecuteScalar() is long stored ? stored : 0;
+            }
+
+            _seqs[path] = ++seq;
+            return seq;
+        }
 
         public string Epoch => store._epoch;
 
@@ -71,7 +112,7 @@ public sealed partial class SqliteStore
             command.Parameters.AddWithValue("$path", path);
             using var reader = command.ExecuteReader();
             reader.Read();
-            var seq = reader.IsDBNull(0) ? 0 : reader.GetInt64(0);
+            var seq = _seqs.TryGetValue(path, out var moved) ? moved : reader.IsDBNull(0) ? 0 : reader.GetInt64(0);
             var oldest = reader.IsDBNull(1) ? seq + 1 : reader.GetInt64(1);
             return new ChannelPosition(seq, oldest);
         }
@@ -122,13 +163,7 @@ public sealed partial class SqliteStore
 
         public ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null, string? after = null)
         {
-            var bump = Command("""
-                INSERT INTO channels (path, seq) VALUES ($path, 1)
-                ON CONFLICT (path) DO UPDATE SET seq = seq + 1
-                RETURNING seq;
-                """);
-            bump.Parameters.AddWithValue("$path", path);
-            var seq = (long)bump.ExecuteScalar()!;
+            var seq = NextSeq(path);
             store._changes.NoteAppended(path, seq);
             var at = store._time.GetUtcNow();
 

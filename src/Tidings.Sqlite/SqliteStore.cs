@@ -160,10 +160,11 @@ public sealed partial class SqliteStore : ITidingsStore
             foreach (var item in batch)
             {
                 statements.Execute("SAVEPOINT w;", transaction);
-                access.Appended.Clear();
+                access.BeginWrite();
                 try
                 {
                     item.Run(access);
+                    access.EndWrite();
                     statements.Execute("RELEASE w;", transaction);
                     changes.AddRange(access.Appended);
                 }
