@@ -18,10 +18,12 @@
 #       not in the default set): managed bytes of one live collection of 10,000 todos (CLIENT_ITEMS), and events/s one
 #       LiveCollection<T> applies while REST writers update the collection as fast as the server takes them, beside the
 #       lean client's count of the same stream (bench/ClientCost)
-#   SCENARIOS=jobs bench/run.sh   durable job queues, Tidings only (about 2 minutes; not in the default set): bench/JobsBench
+#   SCENARIOS=jobs bench/run.sh   durable job queues, Tidings only (about 5 minutes; not in the default set): bench/JobsBench
 #       hosts a fresh app per case in its own process (Kestrel on 127.0.0.1 port 0) over SQLite and over PostgreSQL
 #       (JOBS_BACKENDS, default "sqlite postgres"): JOBS jobs (default 5,000) enqueued from server code by JOBS_ENQUEUERS
-#       (32) concurrent loops (JOBS_POSTGRES, default 1,500, on PostgreSQL), worked by a no-op in-process IJobWorker at concurrency JOBS_CONCURRENCY (16,64): jobs/s
+#       (32) concurrent loops (JOBS_POSTGRES, default 1,500, on PostgreSQL), each enqueuing JOBS_ENQUEUE_BATCH (1,100: one
+#       job per call, then 100 per EnqueueManyAsync call) at a time, worked by a no-op in-process IJobWorker at concurrency
+#       JOBS_CONCURRENCY (16,64,256): jobs/s
 #       first enqueue → last succeeded, enqueue → worker start p50/p99; then JOBS_HTTP (2,000) jobs worked by 4
 #       external workers over HTTP (claim 50, finish each). Each case stops by itself after JOBS_CASE_SECONDS (20)
 #   BEFORE_REPO=/path/to/other/checkout SCENARIOS=store bench/run.sh   the same against that checkout's demo server
@@ -373,9 +375,9 @@ if targeted tidings && wanted jobs; then
         count=${JOBS_POSTGRES:-1500} http_count=${JOBS_HTTP_POSTGRES:-1000} # tens to a few hundred jobs/s here
       fi
       # Its own process; it stops by itself (each case after JOBS_CASE_SECONDS); timeout is the backstop.
-      timeout -k 5 $((${JOBS_CASE_SECONDS:-20} * 5 + 30)) env -u DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS dotnet "$jobsbench" \
+      timeout -k 5 $((${JOBS_CASE_SECONDS:-20} * 10 + 60)) env -u DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS dotnet "$jobsbench" \
         --backend "$backend" "${pg[@]}" --jobs "$count" --http-jobs "$http_count" --enqueuers "${JOBS_ENQUEUERS:-32}" \
-        --concurrency "${JOBS_CONCURRENCY:-16,64}" --http-workers 4 --case-timeout "${JOBS_CASE_SECONDS:-20}" --out "$out/jobs.jsonl" ||
+        --concurrency "${JOBS_CONCURRENCY:-16,64,256}" --enqueue-batch "${JOBS_ENQUEUE_BATCH:-1,100}" --http-workers 4 --case-timeout "${JOBS_CASE_SECONDS:-20}" --out "$out/jobs.jsonl" ||
         echo "   (jobs $backend reported a failure or an unfinished case; see the table)"
     done
   } | tee "$out/jobs-table.md"

@@ -28,8 +28,9 @@ using Tidings.Sqlite;
 //              payload carries the enqueuer's timestamp, taken just before EnqueueAsync, i.e. at createdAt).
 //   http-wN:   the same enqueue, no in-process worker; N external workers over HTTP (one keep-alive HttpClient each)
 //              loop POST /api/queues/h/claim {"max": 50} then POST …/jobs/{id}/finish per job (queue Work = anyone).
+//   inproc-cN-bulkB: the same, each enqueuer enqueuing B jobs per call (JobService.EnqueueManyAsync: one transaction).
 //   JobsBench --backend sqlite|postgres [--postgres ADMIN_CONNECTION] [--jobs 20000] [--http-jobs 5000]
-//             [--concurrency 16,64] [--enqueuers 8] [--http-workers 4] [--case-timeout 45] [--out results.jsonl]
+//             [--concurrency 16,64] [--enqueue-batch 1,100] [--enqueuers 8] [--http-workers 4] [--case-timeout 45] [--out results.jsonl]
 var values = new Dictionary<string, string>(StringComparer.Ordinal);
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
@@ -43,6 +44,7 @@ var jobs = int.Parse(Arg("jobs", "20000"), CultureInfo.InvariantCulture);
 var httpJobs = int.Parse(Arg("http-jobs", "5000"), CultureInfo.InvariantCulture);
 var concurrencies = Arg("concurrency", "16,64").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
 var enqueuers = int.Parse(Arg("enqueuers", "8"), CultureInfo.InvariantCulture);
+var batches = Arg("enqueue-batch", "1").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
 var httpWorkers = int.Parse(Arg("http-workers", "4"), CultureInfo.InvariantCulture);
 var caseTimeout = TimeSpan.FromSeconds(double.Parse(Arg("case-timeout", "45"), CultureInfo.InvariantCulture));
 var outPath = Arg("out", "");
@@ -53,14 +55,18 @@ if (backend == "postgres" && admin.Length == 0)
 }
 
 var rows = new List<Row>();
-foreach (var concurrency in concurrencies)
+foreach (var batch in batches)
 {
-    rows.Add(await Bench.RunAsync(backend, admin, $"inproc-c{concurrency}", jobs, enqueuers, concurrency, 0, caseTimeout));
+    foreach (var concurrency in concurrencies)
+    {
+        rows.Add(await Bench.RunAsync(backend, admin, $"inproc-c{concurrency}{(batch > 1 ? $"-bulk{batch}" : "")}", jobs, enqueuers, batch, concurrency, 0,
+            caseTimeout));
+    }
 }
 
 if (httpWorkers > 0)
 {
-    rows.Add(await Bench.RunAsync(backend, admin, $"http-w{httpWorkers}", httpJobs, enqueuers, 0, httpWorkers, caseTimeout));
+    rows.Add(await Bench.RunAsync(backend, admin, $"http-w{httpWorkers}", httpJobs, enqueuers, 1, 0, httpWorkers, caseTimeout));
 }
 
 Console.WriteLine();
@@ -123,12 +129,17 @@ namespace Tidings.Bench
     {
         private static int _databases;
 
-        public static async Task<Row> RunAsync(string backend, string admin, string name, int jobs, int enqueuers, int concurrency, int httpWorkers,
+        public static async Task<Row> RunAsync(string backend, string admin, string name, int jobs, int enqueuers, int batch, int concurrency, int httpWorkers,
             TimeSpan timeout)
         {
             var folder = Directory.CreateTempSubdirectory("tidings-jobsbench-");
             string? database = null;
-            var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = folder.FullName });
+            // The content root is an empty folder of its own: the host watches its content root for configuration changes,
+            // and with the SQLite file in it every WAL write woke that watcher (in a profile, its thread was busy a third as
+            // long as the store's writer).
+            var contentRoot = Directory.CreateDirectory(Path.Combine(folder.FullName, "content"));
+            var data = Directory.CreateTempSubdirectory("tidings-jobsbench-data-");
+            var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = contentRoot.FullName });
             builder.Logging.ClearProviders();
             builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
             builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -152,7 +163,7 @@ namespace Tidings.Bench
             }
             else
             {
-                tidings = builder.Services.AddTidings().UseSqlite(Path.Combine(folder.FullName, "tidings.db"));
+                tidings = builder.Services.AddTidings().UseSqlite(Path.Combine(data.FullName, "tidings.db"));
             }
 
             var starts = new StartTimes();
@@ -234,14 +245,16 @@ namespace Tidings.Bench
             var failures = 0;
             var enqueueing = Enumerable.Range(0, enqueuers).Select(_ => Task.Run(async () =>
             {
-                while (Interlocked.Increment(ref next) < jobs && !stop.IsCancellationRequested)
+                // Each loop takes the next `batch` job numbers: one EnqueueAsync each, or one EnqueueManyAsync for them all.
+                int first;
+                while ((first = Interlocked.Add(ref next, batch) - batch + 1) < jobs && !stop.IsCancellationRequested)
                 {
-                    var request = new JsonObject { ["payload"] = new JsonObject { ["t"] = Stopwatch.GetTimestamp() } };
-                    var outcome = await service.EnqueueAsync(queueName, request, null, trusted: true, stop.Token);
-                    if (outcome.Status != JobStatus.Created)
-                    {
-                        Interlocked.Increment(ref failures);
-                    }
+                    var requests = Enumerable.Range(first, Math.Min(batch, jobs - first))
+                        .Select(_ => new JsonObject { ["payload"] = new JsonObject { ["t"] = Stopwatch.GetTimestamp() } }).ToArray();
+                    var outcomes = batch == 1
+                        ? [await service.EnqueueAsync(queueName, requests[0], null, trusted: true, stop.Token)]
+                        : (await service.EnqueueManyAsync(queueName, requests, null, trusted: true, stop.Token)).Jobs;
+                    Interlocked.Add(ref failures, outcomes.Count(o => o.Status != JobStatus.Created) + requests.Length - outcomes.Count);
                 }
             })).ToArray();
             var enqueued = Task.WhenAll(enqueueing).ContinueWith(_ => Stopwatch.GetElapsedTime(begin), TaskScheduler.Default);
@@ -262,7 +275,7 @@ namespace Tidings.Bench
             var cpu = (process.TotalProcessorTime - cpuBefore).TotalSeconds / Stopwatch.GetElapsedTime(begin).TotalSeconds * 100;
             await stop.CancelAsync();
             await Task.WhenAll(enqueueing.Concat(workers)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            var enqueueSeconds = enqueued.IsCompletedSuccessfully && next >= jobs ? (await enqueued).TotalSeconds : 0;
+            var enqueueSeconds = enqueued.IsCompletedSuccessfully && next + 1 >= jobs ? (await enqueued).TotalSeconds : 0;
             if (failures > 0)
             {
                 note = $"{note} {failures} enqueues not created".Trim();
@@ -288,6 +301,7 @@ namespace Tidings.Bench
             }
 
             folder.Delete(recursive: true);
+            data.Delete(recursive: true);
             return row;
         }
 

@@ -8,7 +8,54 @@ namespace Tidings.Postgres;
 internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransaction transaction, string epoch, int retainedChanges,
     TimeProvider time) : IStoreWriter
 {
+    // Each channel this transaction appended to: the seq its first append took (which locked the channel's row) and
+    // the last one handed out. Later appends count on in memory; EndWrite stores the last and trims the log once.
+    private readonly Dictionary<string, (long First, long Last)> _seqs = new(StringComparer.Ordinal);
+
     public string Epoch => epoch;
+
+    /// <summary>
+    /// The next seq of <paramref name="path"/>. The first append of a transaction bumps the channel's row, which stays
+    /// locked until the transaction ends: the next writer of the channel waits, so seqs are contiguous and in commit
+    /// order across every node. A rolled-back write gives its seqs back.
+    /// </summary>
+    private long NextSeq(string path)
+    {
+        if (_seqs.TryGetValue(path, out var taken))
+        {
+            _seqs[path] = taken with { Last = taken.Last + 1 };
+            return taken.Last + 1;
+        }
+
+        using var bump = Command("""
+            INSERT INTO tidings_channels (path, seq) VALUES ($1, 1)
+            ON CONFLICT (path) DO UPDATE SET seq = tidings_channels.seq + 1 RETURNING seq;
+            """, path);
+        var seq = (long)bump.ExecuteScalar()!;
+        _seqs[path] = (seq, seq);
+        return seq;
+    }
+
+    /// <summary>Before the commit: stores each channel's last seq (when it took more than one) and trims its log once.</summary>
+    internal void EndWrite()
+    {
+        foreach (var (path, (first, last)) in _seqs)
+        {
+            if (last > first)
+            {
+                using var store = Command("UPDATE tidings_channels SET seq = $2 WHERE path = $1;", path, last);
+                store.ExecuteNonQuery();
+            }
+
+            if (last > retainedChanges)
+            {
+                using var trim = Command("DELETE FROM tidings_changes WHERE path = $1 AND seq <= $2;", path, last - retainedChanges);
+                trim.ExecuteNonQuery();
+            }
+        }
+
+        _seqs.Clear();
+    }
 
     public IJobIndex Jobs => new PostgresJobIndex(this);
 
@@ -62,7 +109,7 @@ internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransact
             """, path);
         using var reader = command.ExecuteReader();
         reader.Read();
-        var seq = reader.IsDBNull(0) ? 0 : reader.GetInt64(0);
+        var seq = _seqs.TryGetValue(path, out var taken) ? taken.Last : reader.IsDBNull(0) ? 0 : reader.GetInt64(0);
         var oldest = reader.IsDBNull(1) ? seq + 1 : reader.GetInt64(1);
         return new ChannelPosition(seq, oldest);
     }
@@ -124,24 +171,12 @@ internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransact
 
     public ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null, string? after = null)
     {
-        // The channel's row stays locked until this transaction ends: the next writer of the channel waits, so seqs
-        // are contiguous and in commit order across every node. A rolled-back write gives its seq back.
-        using var bump = Command("""
-            INSERT INTO tidings_channels (path, seq) VALUES ($1, 1)
-            ON CONFLICT (path) DO UPDATE SET seq = tidings_channels.seq + 1 RETURNING seq;
-            """, path);
-        var seq = (long)bump.ExecuteScalar()!;
+        var seq = NextSeq(path);
         var at = time.GetUtcNow();
         using var insert = Command("""
             INSERT INTO tidings_changes (path, seq, method, body, at, previous, after) VALUES ($1, $2, $3, $4, $5, $6, $7);
             """, path, seq, method, bodyJson, at.ToUnixTimeMilliseconds(), (object?)previousJson ?? DBNull.Value, (object?)after ?? DBNull.Value);
         insert.ExecuteNonQuery();
-        if (seq > retainedChanges)
-        {
-            using var trim = Command("DELETE FROM tidings_changes WHERE path = $1 AND seq <= $2;", path, seq - retainedChanges);
-            trim.ExecuteNonQuery();
-        }
-
         return new ChangeEntry(path, seq, method, bodyJson, at, previousJson, after);
     }
 

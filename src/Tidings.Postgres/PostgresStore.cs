@@ -138,7 +138,9 @@ public sealed partial class PostgresStore : ITidingsStore, IStoreHealth
         {
             using var connection = DataSource.OpenConnection();
             using var transaction = connection.BeginTransaction();
-            var result = work(new PostgresAccess(connection, transaction, _epoch, Options.RetainedChanges, _time));
+            var access = new PostgresAccess(connection, transaction, _epoch, Options.RetainedChanges, _time);
+            var result = work(access);
+            access.EndWrite();
             TrimByAge(connection, transaction);
             transaction.Commit();
             return result;

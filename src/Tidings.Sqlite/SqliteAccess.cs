@@ -5,11 +5,52 @@ namespace Tidings.Sqlite;
 
 public sealed partial class SqliteStore
 {
-    /// <summary>Reads and writes inside one transaction of the store.</summary>
-    private sealed class SqliteAccess(SqliteConnection connection, SqliteTransaction transaction, SqliteStore store) : IStoreWriter
+    /// <summary>Reads and writes inside one transaction of the store, with the connection's prepared statements.</summary>
+    private sealed class SqliteAccess(SqliteStatements statements, SqliteTransaction transaction, SqliteStore store) : IStoreWriter
     {
-        /// <summary>The changes the current write appended (cleared by the writer loop before each write).</summary>
+        // The channels' counters as the current write moved them: each channel's row is read at its first append and
+        // written back once when the write ends (EndWrite), not bumped once per change — a write that enqueues or
+        // finishes a hundred jobs appends a hundred changes to one channel.
+        private readonly Dictionary<string, long> _seqs = new(StringComparer.Ordinal);
+
+        /// <summary>The changes the current write appended.</summary>
         public List<ChangeEntry> Appended { get; } = [];
+
+        /// <summary>Before each write of a group (the writer loop): nothing appended yet.</summary>
+        public void BeginWrite()
+        {
+            Appended.Clear();
+            _seqs.Clear();
+        }
+
+        /// <summary>After a write's work, inside its savepoint: stores the channel counters it moved.</summary>
+        public void EndWrite()
+        {
+            foreach (var (path, seq) in _seqs)
+            {
+                var command = Command("""
+                    INSERT INTO channels (path, seq) VALUES ($path, $seq) ON CONFLICT (path) DO UPDATE SET seq = excluded.seq;
+                    """);
+                command.Parameters.AddWithValue("$path", path);
+                command.Parameters.AddWithValue("$seq", seq);
+                command.ExecuteNonQuery();
+            }
+
+            _seqs.Clear();
+        }
+
+        private long NextSeq(string path)
+        {
+            if (!_seqs.TryGetValue(path, out var seq))
+            {
+                var command = Command("SELECT seq FROM channels WHERE path = $path;");
+                command.Parameters.AddWithValue("$path", path);
+                seq = command.ExecuteScalar() is long stored ? stored : 0;
+            }
+
+            _seqs[path] = ++seq;
+            return seq;
+        }
 
         public string Epoch => store._epoch;
 
@@ -17,7 +58,7 @@ public sealed partial class SqliteStore
 
         public StoredRecord? Get(string path, string id)
         {
-            using var command = Command("SELECT id, version, json, rank FROM records WHERE path = $path AND id = $id;");
+            var command = Command("SELECT id, version, json, rank FROM records WHERE path = $path AND id = $id;");
             command.Parameters.AddWithValue("$path", path);
             command.Parameters.AddWithValue("$id", id);
             using var reader = command.ExecuteReader();
@@ -27,7 +68,7 @@ public sealed partial class SqliteStore
         public IReadOnlyList<StoredRecord> List(string path, int limit)
         {
             // NULLs sort first in SQLite: records without a position (every record of an unsorted collection) by creation.
-            using var command = Command("SELECT id, version, json, rank FROM records WHERE path = $path ORDER BY rank, pos LIMIT $limit;");
+            var command = Command("SELECT id, version, json, rank FROM records WHERE path = $path ORDER BY rank, pos LIMIT $limit;");
             command.Parameters.AddWithValue("$path", path);
             command.Parameters.AddWithValue("$limit", limit);
             using var reader = command.ExecuteReader();
@@ -46,7 +87,7 @@ public sealed partial class SqliteStore
         public OrderNeighbor? NeighborPosition(string path, string? position, bool after, string? excludeId)
         {
             var comparison = position is null ? "" : after ? "AND rank > $position" : "AND rank < $position";
-            using var command = Command($"""
+            var command = Command($"""
                 SELECT id, rank FROM records WHERE path = $path AND rank IS NOT NULL {comparison} AND id IS NOT $exclude
                 ORDER BY rank {(after ? "ASC" : "DESC")} LIMIT 1;
                 """);
@@ -64,21 +105,21 @@ public sealed partial class SqliteStore
 
         public ChannelPosition GetPosition(string path)
         {
-            using var command = Command("""
+            var command = Command("""
                 SELECT (SELECT seq FROM channels WHERE path = $path),
                        (SELECT MIN(seq) FROM changes WHERE path = $path);
                 """);
             command.Parameters.AddWithValue("$path", path);
             using var reader = command.ExecuteReader();
             reader.Read();
-            var seq = reader.IsDBNull(0) ? 0 : reader.GetInt64(0);
+            var seq = _seqs.TryGetValue(path, out var moved) ? moved : reader.IsDBNull(0) ? 0 : reader.GetInt64(0);
             var oldest = reader.IsDBNull(1) ? seq + 1 : reader.GetInt64(1);
             return new ChannelPosition(seq, oldest);
         }
 
         public IReadOnlyList<ChangeEntry> ChangesSince(string path, long since, long upTo, int max)
         {
-            using var command = Command("""
+            var command = Command("""
                 SELECT seq, method, body, at, previous, after FROM changes
                 WHERE path = $path AND seq > $since AND seq <= $upTo ORDER BY seq LIMIT $max;
                 """);
@@ -127,7 +168,7 @@ public sealed partial class SqliteStore
 
         public void Put(string path, StoredRecord record)
         {
-            using var command = Command("""
+            var command = Command("""
                 INSERT INTO records (path, id, version, json, rank) VALUES ($path, $id, $version, $json, $rank)
                 ON CONFLICT (path, id) DO UPDATE SET version = excluded.version, json = excluded.json, rank = excluded.rank;
                 """);
@@ -141,7 +182,7 @@ public sealed partial class SqliteStore
 
         public bool Delete(string path, string id)
         {
-            using var command = Command("DELETE FROM records WHERE path = $path AND id = $id;");
+            var command = Command("DELETE FROM records WHERE path = $path AND id = $id;");
             command.Parameters.AddWithValue("$path", path);
             command.Parameters.AddWithValue("$id", id);
             return command.ExecuteNonQuery() > 0;
@@ -149,17 +190,11 @@ public sealed partial class SqliteStore
 
         public ChangeEntry Append(string path, string method, string bodyJson, string? previousJson = null, string? after = null)
         {
-            using var bump = Command("""
-                INSERT INTO channels (path, seq) VALUES ($path, 1)
-                ON CONFLICT (path) DO UPDATE SET seq = seq + 1
-                RETURNING seq;
-                """);
-            bump.Parameters.AddWithValue("$path", path);
-            var seq = (long)bump.ExecuteScalar()!;
+            var seq = NextSeq(path);
             store._changes.NoteAppended(path, seq);
             var at = store._time.GetUtcNow();
 
-            using var insert = Command("INSERT INTO changes (path, seq, method, body, at, previous, after) VALUES ($path, $seq, $method, $body, $at, $previous, $after);");
+            var insert = Command("INSERT INTO changes (path, seq, method, body, at, previous, after) VALUES ($path, $seq, $method, $body, $at, $previous, $after);");
             insert.Parameters.AddWithValue("$after", (object?)after ?? DBNull.Value);
             insert.Parameters.AddWithValue("$previous", (object?)previousJson ?? DBNull.Value);
             insert.Parameters.AddWithValue("$path", path);
@@ -169,18 +204,23 @@ public sealed partial class SqliteStore
             insert.Parameters.AddWithValue("$at", at.ToUnixTimeMilliseconds());
             insert.ExecuteNonQuery();
 
+            var entry = new ChangeEntry(path, seq, method, bodyJson, at, previousJson, after);
+            Appended.Add(entry);
+            return entry;
+        }
+
+        /// <summary>Trims a channel's log to the newest <see cref="SqliteStoreOptions.RetainedChanges"/> entries up to <paramref name="seq"/>
+        /// (once per channel per commit, not per append).</summary>
+        public void TrimChanges(string path, long seq)
+        {
             var retained = store._options.RetainedChanges;
             if (seq > retained)
             {
-                using var trim = Command("DELETE FROM changes WHERE path = $path AND seq <= $cutoff;");
+                var trim = Command("DELETE FROM changes WHERE path = $path AND seq <= $cutoff;");
                 trim.Parameters.AddWithValue("$path", path);
                 trim.Parameters.AddWithValue("$cutoff", seq - retained);
                 trim.ExecuteNonQuery();
             }
-
-            var entry = new ChangeEntry(path, seq, method, bodyJson, at, previousJson, after);
-            Appended.Add(entry);
-            return entry;
         }
 
         internal SqliteCommand Command(string sql, params (string Name, object? Value)[] parameters)
@@ -194,12 +234,7 @@ public sealed partial class SqliteStore
             return command;
         }
 
-        private SqliteCommand Command(string sql)
-        {
-            var command = connection.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = sql;
-            return command;
-        }
+        /// <summary>A prepared statement, owned by the connection's cache: callers do not dispose it.</summary>
+        private SqliteCommand Command(string sql) => statements.Get(sql, transaction);
     }
 }

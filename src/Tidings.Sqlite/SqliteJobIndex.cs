@@ -12,7 +12,7 @@ public sealed partial class SqliteStore
 
         public void Put(JobEntry job)
         {
-            using var command = access.Command($"""
+            var command = access.Command($"""
                 INSERT INTO jobs ({Columns}) VALUES ($queue, $id, $state, $priority, $runAt, $key, $lease, $leaseUntil, $finishedAt)
                 ON CONFLICT (queue, id) DO UPDATE SET state = excluded.state, priority = excluded.priority, run_at = excluded.run_at,
                     key = excluded.key, lease = excluded.lease, lease_until = excluded.lease_until, finished_at = excluded.finished_at;
@@ -27,7 +27,7 @@ public sealed partial class SqliteStore
 
         public void Delete(string queue, string id)
         {
-            using var command = access.Command("DELETE FROM jobs WHERE queue = $queue AND id = $id;", ("$queue", queue), ("$id", id));
+            var command = access.Command("DELETE FROM jobs WHERE queue = $queue AND id = $id;", ("$queue", queue), ("$id", id));
             command.ExecuteNonQuery();
         }
 
@@ -51,7 +51,7 @@ public sealed partial class SqliteStore
 
         public bool TryAdvanceSchedule(string name, long due, long next)
         {
-            using var command = access.Command("""
+            var command = access.Command("""
                 INSERT INTO job_schedules (name, due) VALUES ($name, $next)
                 ON CONFLICT (name) DO UPDATE SET due = $next WHERE job_schedules.due = $due;
                 """, ("$name", name), ("$due", due), ("$next", next));
@@ -60,13 +60,13 @@ public sealed partial class SqliteStore
 
         public long? ScheduleDue(string name)
         {
-            using var command = access.Command("SELECT due FROM job_schedules WHERE name = $name;", ("$name", name));
+            var command = access.Command("SELECT due FROM job_schedules WHERE name = $name;", ("$name", name));
             return command.ExecuteScalar() is long due ? due : null;
         }
 
         private List<JobEntry> Query(string sql, params (string, object?)[] parameters)
         {
-            using var command = access.Command(sql, parameters);
+            var command = access.Command(sql, parameters);
             using var reader = command.ExecuteReader();
             var jobs = new List<JobEntry>();
             while (reader.Read())

@@ -31,6 +31,7 @@ public sealed partial class SqliteStore : ITidingsStore, IStoreHealth
     private readonly SqliteChangeSource _changes;
     private readonly CancellationTokenSource _stopping = new();
     private SqliteConnection? _writeConnection;
+    private SqliteStatements? _writeStatements;
     private Task? _loop;
     private string _epoch = string.Empty;
     private long _lastAgeTrim;
@@ -90,6 +91,7 @@ public sealed partial class SqliteStore : ITidingsStore, IStoreHealth
         SqliteSchema.Migrate(connection);
         _epoch = SqliteSchema.EnsureEpoch(connection);
         _writeConnection = connection;
+        _writeStatements = new SqliteStatements(connection);
         _loop = Task.Run(WriterLoop, CancellationToken.None);
     }
 
@@ -112,7 +114,8 @@ public sealed partial class SqliteStore : ITidingsStore, IStoreHealth
             Execute(connection, "PRAGMA query_only = ON;");
             // A deferred transaction pins one WAL snapshot for every statement the work runs.
             using var transaction = connection.BeginTransaction(deferred: true);
-            var result = work(new SqliteAccess(connection, transaction, this));
+            using var statements = new SqliteStatements(connection);
+            var result = work(new SqliteAccess(statements, transaction, this));
             transaction.Commit();
             return result;
         }
@@ -154,28 +157,43 @@ public sealed partial class SqliteStore : ITidingsStore, IStoreHealth
     {
         var started = _time.GetTimestamp();
         var connection = _writeConnection!;
+        var statements = _writeStatements!;
         var changes = new List<ChangeEntry>();
         try
         {
             using var transaction = connection.BeginTransaction(deferred: false);
-            var access = new SqliteAccess(connection, transaction, this);
+            var access = new SqliteAccess(statements, transaction, this);
             foreach (var item in batch)
             {
-                Execute(connection, "SAVEPOINT w;", transaction);
-                access.Appended.Clear();
+                statements.Execute("SAVEPOINT w;", transaction);
+                access.BeginWrite();
                 try
                 {
                     item.Run(access);
-                    Execute(connection, "RELEASE w;", transaction);
+                    access.EndWrite();
+                    statements.Execute("RELEASE w;", transaction);
                     changes.AddRange(access.Appended);
                 }
                 catch (Exception ex)
                 {
                     // Told after the commit, like the others: a caller that retries then reads what its neighbours wrote
                     // (a write that failed because a record changed would otherwise re-read the old one, again and again).
-                    Execute(connection, "ROLLBACK TO w; RELEASE w;", transaction);
+                    statements.Execute("ROLLBACK TO w;", transaction);
+                    statements.Execute("RELEASE w;", transaction);
                     item.Refuse(ex);
                 }
+            }
+
+            // Changes come in seq order per channel: the last one of each channel says where its log is trimmed to.
+            var newest = new Dictionary<string, long>(StringComparer.Ordinal);
+            foreach (var change in changes)
+            {
+                newest[change.Path] = change.Seq;
+            }
+
+            foreach (var (path, seq) in newest)
+            {
+                access.TrimChanges(path, seq);
             }
 
             TrimByAge(connection, transaction);
@@ -246,6 +264,7 @@ public sealed partial class SqliteStore : ITidingsStore, IStoreHealth
         _changes.Complete();
         _stopping.Dispose();
 
+        _writeStatements?.Dispose();
         if (_writeConnection is not null)
         {
             await _writeConnection.DisposeAsync();

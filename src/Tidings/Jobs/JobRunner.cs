@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Claims;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Threading.Channels;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -20,8 +21,12 @@ internal sealed partial class JobRunner(JobService jobs, QueueRegistry queues, B
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>The most finishes one transaction commits (see <see cref="Finisher"/>).</summary>
+    private const int MaxFinishGroup = 256;
+
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<string, WakeUp> _wakeUps = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, byte[]> _available = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Queue, string Id), CancellationTokenSource> _running = new();
     private readonly List<Task> _loops = [];
     private readonly List<IDisposable> _subscriptions = [];
@@ -33,6 +38,7 @@ internal sealed partial class JobRunner(JobService jobs, QueueRegistry queues, B
         foreach (var queue in queues.Queues)
         {
             _wakeUps[queue.Name] = new WakeUp();
+            _available[queue.Name] = JsonSerializer.SerializeToUtf8Bytes(new JsonObject { ["queue"] = queue.Name });
             _subscriptions.Add(bayeux.Subscribe(queue.Path, delivery => OnJobEvent(queue, delivery)));
             if (queue.WorkerType is not null)
             {
@@ -86,7 +92,7 @@ internal sealed partial class JobRunner(JobService jobs, QueueRegistry queues, B
         {
             case JobService.Queued:
                 Wake(queue.Name);
-                bayeux.PublishRaw(queue.AvailableChannel, JsonSerializer.SerializeToUtf8Bytes(new JsonObject { ["queue"] = queue.Name }));
+                bayeux.PublishRaw(queue.AvailableChannel, _available[queue.Name]);
                 break;
             case JobService.Cancelled when body.TryGetProperty("id", out var id):
                 CancelRunning(queue.Name, id.GetString()!); // cancelled on another node
@@ -98,6 +104,8 @@ internal sealed partial class JobRunner(JobService jobs, QueueRegistry queues, B
     {
         var wakeUp = _wakeUps[queue.Name];
         var slots = new SemaphoreSlim(queue.Concurrency);
+        var finisher = new Finisher(jobs, queue.Name, logger);
+        var finishing = Task.Run(finisher.RunAsync, CancellationToken.None);
         while (!stopping.IsCancellationRequested)
         {
             try
@@ -111,7 +119,7 @@ internal sealed partial class JobRunner(JobService jobs, QueueRegistry queues, B
                     {
                         try
                         {
-                            await RunOneAsync(queue, job, stopping);
+                            await RunOneAsync(queue, job, finisher, stopping);
                         }
                         finally
                         {
@@ -128,7 +136,7 @@ internal sealed partial class JobRunner(JobService jobs, QueueRegistry queues, B
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {
-                return;
+                break;
             }
             catch (Exception ex)
             {
@@ -137,9 +145,13 @@ internal sealed partial class JobRunner(JobService jobs, QueueRegistry queues, B
                 await Task.Delay(PollInterval, time, stopping).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
+
+        // Finishes already handed over still commit; later ones find the finisher closed and leave the job to its lease.
+        finisher.Close();
+        await finishing;
     }
 
-    private async Task RunOneAsync(QueueDefinition queue, ClaimedJob claimed, CancellationToken stopping)
+    private async Task RunOneAsync(QueueDefinition queue, ClaimedJob claimed, Finisher finisher, CancellationToken stopping)
     {
         var id = claimed.Job["id"]!.GetValue<string>();
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stopping);
@@ -148,7 +160,9 @@ internal sealed partial class JobRunner(JobService jobs, QueueRegistry queues, B
         try
         {
             var result = await InvokeWorkerAsync(queue, claimed, id, cancel.Token);
-            await jobs.FinishAsync(queue.Name, id, claimed.Lease, result, CancellationToken.None);
+            // The slot is free once the finish is handed over: its commit need not hold up the next job. The job keeps its
+            // lease until then (no one else runs it), and a finish lost in a crash leaves it to its lease, like a crash mid-job.
+            await finisher.HandOverAsync(new JobFinish(id, claimed.Lease, result));
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested && !stopping.IsCancellationRequested)
         {
@@ -222,6 +236,47 @@ internal sealed partial class JobRunner(JobService jobs, QueueRegistry queues, B
         }
     }
 
+    /// <summary>
+    /// Finishes of one queue's in-process jobs, committed in groups: while one group is in the store, the next gathers,
+    /// so under load one transaction finishes many jobs, and a lone finish is written at once (no waiting to fill a
+    /// group). Holds at most <see cref="MaxFinishGroup"/> waiting finishes; workers wait for room beyond that.
+    /// </summary>
+    private sealed class Finisher(JobService jobs, string queue, ILogger logger)
+    {
+        private readonly Channel<JobFinish> _pending =
+            Channel.CreateBounded<JobFinish>(new BoundedChannelOptions(MaxFinishGroup) { SingleReader = true });
+
+        /// <summary>Queues a finish (waiting while the finisher is full); throws when the runner is stopping.</summary>
+        public ValueTask HandOverAsync(JobFinish finish) => _pending.Writer.WriteAsync(finish);
+
+        /// <summary>No more finishes: <see cref="RunAsync"/> commits what it holds and ends.</summary>
+        public void Close() => _pending.Writer.TryComplete();
+
+        public async Task RunAsync()
+        {
+            var group = new List<JobFinish>(MaxFinishGroup);
+            while (await _pending.Reader.WaitToReadAsync())
+            {
+                group.Clear();
+                while (group.Count < MaxFinishGroup && _pending.Reader.TryRead(out var next))
+                {
+                    group.Add(next);
+                }
+
+                try
+                {
+                    // A finish that comes back stale (cancelled, or its lease lost meanwhile) has nothing to record.
+                    await jobs.FinishManyAsync(queue, [.. group], CancellationToken.None);
+                }
+                catch (Exception ex)
+                {
+                    // Not recorded: these jobs stay running until their leases run out, then run again (as after a crash).
+                    JobRunnerLog.FinishFailed(logger, queue, group.Count, ex);
+                }
+            }
+        }
+    }
+
     /// <summary>A reusable wake-up: rung any number of times, waited for by one loop.</summary>
     private sealed class WakeUp
     {
@@ -255,4 +310,7 @@ internal static partial class JobRunnerLog
 
     [LoggerMessage(4, LogLevel.Error, "Job housekeeping failed; trying again shortly.")]
     public static partial void SweepFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(5, LogLevel.Error, "Finishing {Count} jobs of queue {Queue} failed; they run again when their leases run out.")]
+    public static partial void FinishFailed(ILogger logger, string queue, int count, Exception exception);
 }

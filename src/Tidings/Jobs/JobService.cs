@@ -34,6 +34,21 @@ public sealed record JobOutcome(JobStatus Status, JsonObject? Job = null, IReadO
     internal static JobOutcome Invalid(string field, string message) => new(JobStatus.Invalid, Errors: new Dictionary<string, string[]> { [field] = [message] });
 }
 
+/// <summary>
+/// A bulk enqueue's result: each job's outcome (<see cref="JobStatus.Created"/> or <see cref="JobStatus.Existing"/>) in
+/// request order, or — when one request was refused and so nothing was enqueued — that refusal and its index.
+/// </summary>
+public sealed record JobBatchOutcome(IReadOnlyList<JobOutcome> Jobs, int RefusedIndex = -1)
+{
+    /// <summary>The refusal that left the whole batch out, or null when it was enqueued.</summary>
+    public JobOutcome? Refusal => RefusedIndex < 0 ? null : Jobs[0];
+
+    internal static JobBatchOutcome Refused(int index, JobOutcome refusal) => new([refusal], index);
+}
+
+/// <summary>One finish of <see cref="JobService.FinishManyAsync"/>: the job, the lease that works it, its result.</summary>
+public sealed record JobFinish(string Id, string Lease, JsonNode? Result);
+
 /// <summary>A claimed job and the lease token its worker must show to heartbeat, finish or fail it.</summary>
 public sealed record ClaimedJob(JsonObject Job, string Lease);
 
@@ -68,60 +83,121 @@ public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimePr
     /// </summary>
     public async Task<JobOutcome> EnqueueAsync(string queueName, JsonObject request, ClaimsPrincipal? user, bool trusted, CancellationToken cancellationToken)
     {
+        var batch = await EnqueueManyAsync(queueName, [request], user, trusted, cancellationToken);
+        return batch.Refusal ?? batch.Jobs[0];
+    }
+
+    /// <summary>
+    /// Enqueues several jobs in one transaction (one commit instead of one per job): all of them, or — when one request
+    /// is refused (unknown queue, invalid, forbidden) — none, with that refusal and its index. Each request is what
+    /// <see cref="EnqueueAsync"/> takes, and each gets the outcome it would get there (a key already queued or running,
+    /// also earlier in the same batch, answers <see cref="JobStatus.Existing"/>). Every new job is its own event.
+    /// </summary>
+    public async Task<JobBatchOutcome> EnqueueManyAsync(string queueName, IReadOnlyList<JsonObject> requests, ClaimsPrincipal? user, bool trusted,
+        CancellationToken cancellationToken)
+    {
         if (queues.Find(queueName) is not { } queue)
         {
-            return new JobOutcome(JobStatus.NotFound);
+            return JobBatchOutcome.Refused(0, new JobOutcome(JobStatus.NotFound));
         }
 
+        // Checked and serialized before the transaction: the store's writer only stores.
+        var now = time.GetUtcNow();
+        var prepared = new NewJob[requests.Count];
+        for (var i = 0; i < requests.Count; i++)
+        {
+            var (job, refusal) = Prepare(queue, requests[i], user, trusted, now);
+            if (job is null)
+            {
+                return JobBatchOutcome.Refused(i, refusal!);
+            }
+
+            prepared[i] = job;
+        }
+
+        var outcomes = await store.WriteAsync(writer =>
+        {
+            var results = new JobOutcome[prepared.Length];
+            for (var i = 0; i < prepared.Length; i++)
+            {
+                var job = prepared[i];
+                if (job.Entry.Key is { } key && writer.Jobs.ActiveByKey(queue.Name, key) is { } active && writer.Get(queue.Path, active.Id) is { } existing)
+                {
+                    results[i] = new JobOutcome(JobStatus.Existing, Parse(existing.Json));
+                    continue;
+                }
+
+                writer.Put(queue.Path, new StoredRecord(job.Entry.Id, 1, job.Json));
+                writer.Append(queue.Path, ChangeMethods.Post, job.Json);
+                writer.Jobs.Put(job.Entry);
+                results[i] = new JobOutcome(JobStatus.Created, job.Record);
+            }
+
+            return results;
+        }, cancellationToken);
+
+        if (Array.Exists(outcomes, o => o.Status == JobStatus.Created))
+        {
+            JobsQueued?.Invoke(queue.Name);
+        }
+
+        return new JobBatchOutcome(outcomes);
+    }
+
+    /// <summary>A checked enqueue request: the new job's record, its JSON and its index entry.</summary>
+    private sealed record NewJob(JsonObject Record, string Json, JobEntry Entry);
+
+    /// <summary>Checks an enqueue request and builds the job it asks for, or says why not.</summary>
+    private (NewJob? Job, JobOutcome? Refusal) Prepare(QueueDefinition queue, JsonObject request, ClaimsPrincipal? user, bool trusted, DateTimeOffset now)
+    {
         if (request["payload"] is not JsonObject payload)
         {
-            return JobOutcome.Invalid("payload", "'payload' must be a JSON object.");
+            return (null, JobOutcome.Invalid("payload", "'payload' must be a JSON object."));
         }
 
         foreach (var (name, _) in request)
         {
             if (name is not ("payload" or "priority" or "runAt" or "key" or "maxAttempts"))
             {
-                return JobOutcome.Invalid(name, $"'{name}' is not a job field (payload, priority, runAt, key, maxAttempts).");
+                return (null, JobOutcome.Invalid(name, $"'{name}' is not a job field (payload, priority, runAt, key, maxAttempts)."));
             }
         }
 
         if (!TryInt(request["priority"], 0, -1000, 1000, out var priority))
         {
-            return JobOutcome.Invalid("priority", "'priority' must be an integer from -1000 to 1000 (higher runs first).");
+            return (null, JobOutcome.Invalid("priority", "'priority' must be an integer from -1000 to 1000 (higher runs first)."));
         }
 
         if (!TryInt(request["maxAttempts"], queue.MaxAttempts, 1, 100, out var maxAttempts))
         {
-            return JobOutcome.Invalid("maxAttempts", "'maxAttempts' must be an integer from 1 to 100.");
+            return (null, JobOutcome.Invalid("maxAttempts", "'maxAttempts' must be an integer from 1 to 100."));
         }
 
-        var now = time.GetUtcNow();
         var runAt = now;
         if (request["runAt"] is { } runAtNode
             && (runAtNode.GetValueKind() != JsonValueKind.String || !DateTimeOffset.TryParse(runAtNode.GetValue<string>(), out runAt)))
         {
-            return JobOutcome.Invalid("runAt", "'runAt' must be an ISO 8601 date and time.");
+            return (null, JobOutcome.Invalid("runAt", "'runAt' must be an ISO 8601 date and time."));
         }
 
         string? key = null;
         if (request["key"] is { } keyNode
             && (keyNode.GetValueKind() != JsonValueKind.String || (key = keyNode.GetValue<string>()).Length is 0 or > MaxKeyLength))
         {
-            return JobOutcome.Invalid("key", $"'key' must be a string of 1 to {MaxKeyLength} characters.");
+            return (null, JobOutcome.Invalid("key", $"'key' must be a string of 1 to {MaxKeyLength} characters."));
         }
 
         if (!trusted && !queue.Access.Enqueue.Allows(new AccessContext(user, NoRoute, payload)))
         {
-            return new JobOutcome(JobStatus.Forbidden);
+            return (null, new JobOutcome(JobStatus.Forbidden));
         }
 
         if (queue.PayloadSchema is { } schema && schema.Validate(payload.ToJsonString()) is { Count: > 0 } errors)
         {
-            return new JobOutcome(JobStatus.Invalid, Errors: new Dictionary<string, string[]>
+            return (null, new JobOutcome(JobStatus.Invalid, Errors: new Dictionary<string, string[]>
             {
                 ["payload"] = [.. errors.Select(e => $"{(string.IsNullOrEmpty(e.Path) ? "payload" : e.Path.TrimStart('#', '/'))}: {e.Kind}")],
-            });
+            }));
         }
 
         var requestedBy = user?.Identity?.IsAuthenticated == true ? user.Identity.Name : null;
@@ -146,26 +222,7 @@ public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimePr
             ["finishedAt"] = null,
             ["version"] = 1,
         };
-        var outcome = await store.WriteAsync(writer =>
-        {
-            if (key is not null && writer.Jobs.ActiveByKey(queue.Name, key) is { } active && writer.Get(queue.Path, active.Id) is { } existing)
-            {
-                return new JobOutcome(JobStatus.Existing, Parse(existing.Json));
-            }
-
-            var json = job.ToJsonString();
-            writer.Put(queue.Path, new StoredRecord(id, 1, json));
-            writer.Append(queue.Path, ChangeMethods.Post, json);
-            writer.Jobs.Put(new JobEntry(queue.Name, id, Queued, priority, runAt.ToUnixTimeMilliseconds(), key, null, 0, 0));
-            return new JobOutcome(JobStatus.Created, job);
-        }, cancellationToken);
-
-        if (outcome.Status == JobStatus.Created)
-        {
-            JobsQueued?.Invoke(queue.Name);
-        }
-
-        return outcome;
+        return (new NewJob(job, job.ToJsonString(), new JobEntry(queue.Name, id, Queued, priority, runAt.ToUnixTimeMilliseconds(), key, null, 0, 0)), null);
     }
 
     /// <summary>Claims up to <paramref name="max"/> due jobs, highest priority first, each under a new lease.</summary>
@@ -223,18 +280,46 @@ public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimePr
 
     /// <summary>Finishes a running job with its result. Repeating a finish of the same lease answers the finished job.</summary>
     public Task<JobOutcome> FinishAsync(string queueName, string id, string lease, JsonNode? result, CancellationToken cancellationToken) =>
-        WithLeaseAsync(queueName, id, lease, (writer, queue, entry, now) =>
+        WithLeaseAsync(queueName, id, lease, (writer, queue, entry, now) => Finish(writer, queue, entry, now, result), Succeeded, cancellationToken);
+
+    /// <summary>
+    /// Finishes several running jobs of a queue in one transaction (one commit instead of one per job). Each finish is
+    /// checked on its own, as <see cref="FinishAsync"/> checks it — a stale lease answers <see cref="JobStatus.StaleLease"/>
+    /// for that job and does not hold back the others — and each finished job is its own event.
+    /// </summary>
+    public async Task<IReadOnlyList<JobOutcome>> FinishManyAsync(string queueName, IReadOnlyList<JobFinish> finishes, CancellationToken cancellationToken)
+    {
+        if (queues.Find(queueName) is not { } queue)
         {
-            var job = Change(writer, queue, id, now, j =>
+            return [.. finishes.Select(_ => new JobOutcome(JobStatus.NotFound))];
+        }
+
+        return await store.WriteAsync(writer =>
+        {
+            var now = time.GetUtcNow();
+            var outcomes = new JobOutcome[finishes.Count];
+            for (var i = 0; i < finishes.Count; i++)
             {
-                j["state"] = Succeeded;
-                j["result"] = result?.DeepClone();
-                j["error"] = null;
-                j["finishedAt"] = now;
-            });
-            writer.Jobs.Put(entry with { State = Succeeded, LeaseUntil = 0, FinishedAt = now.ToUnixTimeMilliseconds() });
-            return new JobOutcome(JobStatus.Updated, job);
-        }, Succeeded, cancellationToken);
+                var finish = finishes[i];
+                outcomes[i] = UnderLease(writer, queue, finish.Id, finish.Lease, (w, q, entry, _) => Finish(w, q, entry, now, finish.Result), Succeeded);
+            }
+
+            return outcomes;
+        }, cancellationToken);
+    }
+
+    private static JobOutcome Finish(IStoreWriter writer, QueueDefinition queue, JobEntry entry, DateTimeOffset now, JsonNode? result)
+    {
+        var job = Change(writer, queue, entry.Id, now, j =>
+        {
+            j["state"] = Succeeded;
+            j["result"] = result?.DeepClone();
+            j["error"] = null;
+            j["finishedAt"] = now;
+        });
+        writer.Jobs.Put(entry with { State = Succeeded, LeaseUntil = 0, FinishedAt = now.ToUnixTimeMilliseconds() });
+        return new JobOutcome(JobStatus.Updated, job);
+    }
 
     /// <summary>Fails a running job's attempt: queued again after a backoff while attempts remain and <paramref name="retry"/>, else dead.</summary>
     public async Task<JobOutcome> FailAsync(string queueName, string id, string lease, JsonNode? error, bool retry, CancellationToken cancellationToken)
@@ -440,29 +525,33 @@ public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimePr
             return new JobOutcome(JobStatus.NotFound);
         }
 
-        return await store.WriteAsync(writer =>
+        return await store.WriteAsync(writer => UnderLease(writer, queue, id, lease, work, repeatOf), cancellationToken);
+    }
+
+    /// <summary>Inside a transaction: runs <paramref name="work"/> when <paramref name="lease"/> holds the running job.</summary>
+    private JobOutcome UnderLease(IStoreWriter writer, QueueDefinition queue, string id, string lease,
+        Func<IStoreWriter, QueueDefinition, JobEntry, DateTimeOffset, JobOutcome> work, string? repeatOf)
+    {
+        if (writer.Jobs.Get(queue.Name, id) is not { } entry)
         {
-            if (writer.Jobs.Get(queue.Name, id) is not { } entry)
+            return new JobOutcome(JobStatus.NotFound);
+        }
+
+        if (entry.Lease is not null && CryptographicOperations.FixedTimeEquals(
+            System.Text.Encoding.UTF8.GetBytes(entry.Lease), System.Text.Encoding.UTF8.GetBytes(lease)))
+        {
+            if (entry.State == Running)
             {
-                return new JobOutcome(JobStatus.NotFound);
+                return work(writer, queue, entry, time.GetUtcNow());
             }
 
-            if (entry.Lease is not null && CryptographicOperations.FixedTimeEquals(
-                System.Text.Encoding.UTF8.GetBytes(entry.Lease), System.Text.Encoding.UTF8.GetBytes(lease)))
+            if (entry.State == repeatOf)
             {
-                if (entry.State == Running)
-                {
-                    return work(writer, queue, entry, time.GetUtcNow());
-                }
-
-                if (entry.State == repeatOf)
-                {
-                    return new JobOutcome(JobStatus.Updated, Get(writer, queue, id)); // the same call again: harmless
-                }
+                return new JobOutcome(JobStatus.Updated, Get(writer, queue, id)); // the same call again: harmless
             }
+        }
 
-            return new JobOutcome(JobStatus.StaleLease, Get(writer, queue, id));
-        }, cancellationToken);
+        return new JobOutcome(JobStatus.StaleLease, Get(writer, queue, id));
     }
 
     private async Task<JobOutcome> ChangeStateAsync(string queueName, string id, ClaimsPrincipal? user, bool trusted, string[] from,

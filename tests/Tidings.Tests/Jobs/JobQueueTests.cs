@@ -219,6 +219,50 @@ public class JobQueueTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Jobs_enqueued_together_are_each_a_job_a_repeated_key_answers_the_first_and_one_refused_request_enqueues_none()
+    {
+        var service = App.Services.GetRequiredService<JobService>();
+        JsonObject Request(int n, string? key = null) =>
+            key is null ? new() { ["payload"] = new JsonObject { ["n"] = n } } : new() { ["payload"] = new JsonObject { ["n"] = n }, ["key"] = key };
+
+        var batch = await service.EnqueueManyAsync("echo", [Request(1, "k"), Request(2, "k"), Request(3)], null, trusted: true, CancellationToken.None);
+
+        Assert.Null(batch.Refusal);
+        Assert.Equal([JobStatus.Created, JobStatus.Existing, JobStatus.Created], batch.Jobs.Select(j => j.Status));
+        Assert.Equal(batch.Jobs[0].Job!["id"]!.GetValue<string>(), batch.Jobs[1].Job!["id"]!.GetValue<string>());
+        var refused = await service.EnqueueManyAsync("echo", [Request(4), new JsonObject { ["payload"] = new JsonObject { ["n"] = "four" } }], null,
+            trusted: true, CancellationToken.None);
+
+        Assert.Equal(1, refused.RefusedIndex);
+        Assert.Equal(JobStatus.Invalid, refused.Refusal!.Status);
+        var claimed = await ClaimAsync(App.ClientFor("worker"), 10);
+        Assert.Equal([1, 3], claimed.Select(j => j!["payload"]!["n"]!.GetValue<int>()).Order());
+    }
+
+    [Fact]
+    public async Task Jobs_finished_together_each_succeed_and_a_stale_lease_among_them_holds_back_only_its_own()
+    {
+        var service = App.Services.GetRequiredService<JobService>();
+        await service.EnqueueManyAsync("echo", [new() { ["payload"] = new JsonObject { ["n"] = 1 } }, new() { ["payload"] = new JsonObject { ["n"] = 2 } }],
+            null, trusted: true, CancellationToken.None);
+        var (_, claimed) = await service.ClaimAsync("echo", 2, TimeSpan.FromSeconds(30), null, trusted: true, CancellationToken.None);
+        Assert.Equal(2, claimed.Count);
+        var (first, second) = (claimed[0], claimed[1]);
+
+        var outcomes = await service.FinishManyAsync("echo", [
+            new JobFinish(first.Job["id"]!.GetValue<string>(), first.Lease, new JsonObject { ["ok"] = 1 }),
+            new JobFinish(second.Job["id"]!.GetValue<string>(), "not-the-lease", null),
+        ], CancellationToken.None);
+
+        Assert.Equal([JobStatus.Updated, JobStatus.StaleLease], outcomes.Select(o => o.Status));
+        Assert.Equal(JobService.Succeeded, outcomes[0].Job!["state"]!.GetValue<string>());
+        Assert.Equal(1, outcomes[0].Job!["result"]!["ok"]!.GetValue<int>());
+        Assert.Equal(JobService.Running, outcomes[1].Job!["state"]!.GetValue<string>());
+        var later = await service.FinishAsync("echo", second.Job["id"]!.GetValue<string>(), second.Lease, null, CancellationToken.None);
+        Assert.Equal(JobService.Succeeded, later.Job!["state"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Bad_job_requests_are_refused_clearly_and_change_nothing()
     {
         var ada = App.ClientFor("ada");
