@@ -161,17 +161,24 @@ export class RawHttp {
   async open() {
     this.buffer = Buffer.alloc(0);
     this.closed = false;
-    this.socket = net.connect(this.server.port, HOST);
-    this.socket.on('data', (chunk) => {
+    const socket = net.connect(this.server.port, HOST);
+    this.socket = socket;
+    // Events of a socket this client has already replaced are ignored.
+    socket.on('data', (chunk) => {
+      if (this.socket !== socket) return;
       this.buffer = Buffer.concat([this.buffer, chunk]);
       this.waiter?.();
     });
-    const closed = () => { this.closed = true; this.waiter?.(); };
-    this.socket.on('close', closed);
-    this.socket.on('error', closed);
+    const closed = () => {
+      if (this.socket !== socket) return;
+      this.closed = true;
+      this.waiter?.();
+    };
+    socket.on('close', closed);
+    socket.on('error', closed);
     await new Promise((resolve, reject) => {
-      this.socket.once('connect', resolve);
-      this.socket.once('error', reject);
+      socket.once('connect', resolve);
+      socket.once('error', reject);
     });
   }
 
