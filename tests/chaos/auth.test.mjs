@@ -178,7 +178,9 @@ test('Bayeux: subscriptions (exact, *, **, inner wildcards; since and snapshot) 
   const granted = [];
   for (const session of sessions) {
     for (const pattern of PATTERNS) {
-      for (const ext of CATCH_UPS) {
+      // Wildcards with each way of delivering them (ext.delivery: events on their own channel, or on the pattern's).
+      const deliveries = pattern.includes('*') ? [{}, { delivery: 'concrete' }, { delivery: 'pattern' }] : [{}];
+      for (const ext of CATCH_UPS.flatMap((catchUp) => deliveries.map((delivery) => (catchUp || delivery.delivery ? { ...catchUp, ...delivery } : undefined)))) {
         const reply = await session.subscribe(pattern, ext);
         if (reply?.successful && pattern.startsWith('/api/users/bob/notes') && !pattern.includes('*')) granted.push(`${session.who}: ${pattern} ${JSON.stringify(ext)}`);
       }
