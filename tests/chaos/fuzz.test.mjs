@@ -179,6 +179,24 @@ function oddId(random) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Root causes: which known kind of hostile content an input that caused a problem carries (for the summary; a
+// problem tagged "other" points at a defect of its own).
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function causes(raw) {
+  if (typeof raw === 'string' && /^(content-type|if-match) /.test(raw)) return raw.split(' ')[0];
+  const bytes = Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw), 'utf8');
+  const tags = [];
+  try { strictUtf8.decode(bytes); } catch { tags.push('invalid UTF-8'); }
+  const text = bytes.toString('latin1');
+  if (/\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}/i.test(text)) tags.push('lone surrogate');
+  if (/"(\w+)":("[^"]*"|[^,{}\[\]"]*),"\1":/.test(text)) tags.push('duplicate keys');
+  if (/\de\d{3}/i.test(text)) tags.push('1e400');
+  return tags.length ? tags.join('+') : 'other';
+}
+
+// ---------------------------------------------------------------------------------------------
 // The run
 
 const JS_IDENTIFIER_PATH = /^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/;
@@ -219,16 +237,16 @@ test(`fuzz: ${INPUTS} hostile inputs to /bayeux and REST change nothing and neve
 
     const problems = [];
     const shapes = new Map();
-    const problem = (index, where, what, input) => {
-      const key = `${where}: ${what}`;
+    const problem = (index, where, what, input, raw = input) => {
+      const key = `${where}: ${what.replace(/, next .*$/, '')} [${causes(raw)}]`;
       shapes.set(key, (shapes.get(key) ?? 0) + 1);
       if (problems.length < 40) problems.push(`#${index} ${where}: ${what} — input ${String(input).slice(0, 300)}`);
     };
-    const checkReplies = (index, where, text, input) => {
+    const checkReplies = (index, where, text, input, raw) => {
       let replies;
       try { replies = JSON.parse(text); } catch { return; }
       for (const reply of Array.isArray(replies) ? replies : [replies]) {
-        if (typeof reply?.error === 'string' && reply.error.startsWith('500:')) problem(index, where, `Bayeux error ${reply.error.slice(0, 80)}`, input);
+        if (typeof reply?.error === 'string' && reply.error.startsWith('500:')) problem(index, where, `Bayeux error ${reply.error.slice(0, 4)}`, input, raw);
       }
     };
 
@@ -253,12 +271,12 @@ test(`fuzz: ${INPUTS} hostile inputs to /bayeux and REST change nothing and neve
         const contentType = random.pick(['application/json', 'application/json', 'text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1']);
         const response = await http.request('POST', '/bayeux', { headers: { 'content-type': contentType }, body });
         const input = body.subarray(0, 300).toString('latin1');
-        if (response.desync !== undefined) problem(index, 'bayeux http', `keep-alive desync, next bytes ${JSON.stringify(response.desync.slice(0, 80))}`, input);
-        else if (response.status >= 500) problem(index, 'bayeux http', `HTTP ${response.status}`, input);
-        else if (response.body) checkReplies(index, 'bayeux http', response.body, input);
+        if (response.desync !== undefined) problem(index, 'bayeux http', `keep-alive desync, next bytes ${JSON.stringify(response.desync.slice(0, 80))}`, input, body);
+        else if (response.status >= 500) problem(index, 'bayeux http', `HTTP ${response.status}`, input, body);
+        else if (response.body) checkReplies(index, 'bayeux http', response.body, input, body);
         // The response must also leave the connection clean: the next request sees its own response.
         const probe = await http.request('GET', '/api/session');
-        if (probe.desync !== undefined) problem(index, 'bayeux http', `keep-alive desync, next response began ${JSON.stringify(probe.desync.slice(0, 80))}`, input);
+        if (probe.desync !== undefined) problem(index, 'bayeux http', `keep-alive desync, next response began ${JSON.stringify(probe.desync.slice(0, 80))}`, input, body);
       } else if (target === 'websocket') {
         if (!ws || ws.closeCode !== null) await openSocket();
         const frame = random.pick([
@@ -279,9 +297,9 @@ test(`fuzz: ${INPUTS} hostile inputs to /bayeux and REST change nothing and neve
         while (ws.closeCode === null && !wsInbox.some((text) => text.includes(probeId)) && Date.now() < deadline) {
           await new Promise((resolve) => setTimeout(resolve, 2));
         }
-        if (ws.closeCode === 1011) problem(index, 'websocket', 'close 1011', input);
-        else if (ws.closeCode === null && Date.now() >= deadline) problem(index, 'websocket', 'no answer within 10 s', input);
-        for (const text of wsInbox) checkReplies(index, 'websocket', text, input);
+        if (ws.closeCode === 1011) problem(index, 'websocket', 'close 1011', input, frame.data);
+        else if (ws.closeCode === null && Date.now() >= deadline) problem(index, 'websocket', 'no answer within 10 s', input, frame.data);
+        for (const text of wsInbox) checkReplies(index, 'websocket', text, input, frame.data);
       } else if (target === 'jsonp') {
         const callback = random.pick(['cb', 'a.b', '__jsonp1__', 'alert(1)//', 'cb;alert(document.cookie)', '</script><script>alert(1)</script>', 'a[0]', 'a-b', '', '1a', 'cb\u2028', 'x'.repeat(500), 'constructor.constructor', 'a.b.', '\u00e9']);
         const message = `[${hostileMessage(random, ctx)}]`;
@@ -289,16 +307,17 @@ test(`fuzz: ${INPUTS} hostile inputs to /bayeux and REST change nothing and neve
         const response = await fetch(`${server.base}${url}`, { headers: { cookie: ada.cookie } });
         const text = await response.text();
         const input = `jsonp=${callback} message=${message}`;
-        if (response.status >= 500) problem(index, 'jsonp', `HTTP ${response.status}`, input);
-        if (callback && !JS_IDENTIFIER_PATH.test(callback) && response.status === 200) problem(index, 'jsonp', 'unsafe callback accepted', input);
-        if (/"error"\s*:\s*"500:/.test(text)) problem(index, 'jsonp', 'Bayeux error 500:', input);
+        if (response.status >= 500) problem(index, 'jsonp', `HTTP ${response.status}`, input, message);
+        if (callback && !JS_IDENTIFIER_PATH.test(callback) && response.status === 200) problem(index, 'jsonp', 'unsafe callback accepted', input, message);
+        if (/"error"\s*:\s*"500:/.test(text)) problem(index, 'jsonp', 'Bayeux error 500:', input, message);
       } else {
         const request = hostileRest(random, ctx);
         const response = await fetch(`${server.base}${request.target}`, { method: request.method, headers: request.headers, body: request.method === 'GET' ? undefined : request.body });
         await response.arrayBuffer();
         const input = `${request.method} ${request.target.slice(0, 120)} ${JSON.stringify(request.headers).slice(0, 200)} ${Buffer.from(request.body).subarray(0, 200).toString('latin1')}`;
-        if (response.status >= 500) problem(index, `rest ${request.note}`, `HTTP ${response.status}`, input);
-        if (request.method !== 'GET' && response.status >= 200 && response.status < 300) problem(index, `rest ${request.note}`, `accepted with ${response.status}`, input);
+        const rawBody = request.note === 'content type' ? `content-type ${request.headers['content-type']}` : request.note === 'if-match' ? `if-match ${request.headers['if-match']}` : Buffer.from(request.body);
+        if (response.status >= 500) problem(index, `rest ${request.note}`, `HTTP ${response.status}`, input, rawBody);
+        if (request.method !== 'GET' && response.status >= 200 && response.status < 300) problem(index, `rest ${request.note}`, `accepted with ${response.status}`, input, rawBody);
       }
       if (server.child === null || server.child.exitCode !== null) {
         problem(index, 'process', 'the server exited', '');
