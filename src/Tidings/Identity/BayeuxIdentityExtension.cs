@@ -21,7 +21,6 @@ internal sealed class BayeuxIdentityExtension(TidingsTokens tokens, OriginPolicy
     {
         if (incoming.Message.Channel != ChannelName.Handshake)
         {
-            RefuseAnotherUsersSession(incoming);
             return;
         }
 
@@ -59,24 +58,6 @@ internal sealed class BayeuxIdentityExtension(TidingsTokens tokens, OriginPolicy
         else if (http.User.Identity?.IsAuthenticated != true)
         {
             incoming.User = Anonymous;
-        }
-    }
-
-    /// <summary>
-    /// A clientId is a bearer secret, but one presented by a request signed in as someone else is stolen (or stale
-    /// after a change of user): a signed-in session answers only requests that are anonymous (token clients send
-    /// no credentials after the handshake) or signed in as the same user. JSONP requests are not checked: their
-    /// cookies are ignored anyway.
-    /// </summary>
-    private static void RefuseAnotherUsersSession(BayeuxIncoming incoming)
-    {
-        var sessionUser = incoming.Session?.User?.Identity;
-        var requestUser = incoming.HttpContext.User.Identity;
-        if (sessionUser?.IsAuthenticated == true && requestUser?.IsAuthenticated == true
-            && incoming.Transport.ConnectionType != "callback-polling"
-            && !string.Equals(sessionUser.Name, requestUser.Name, StringComparison.Ordinal))
-        {
-            incoming.Refuse(BayeuxError.Format(403, "clientId", "this session belongs to another user - handshake again"));
         }
     }
 }
