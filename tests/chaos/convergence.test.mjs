@@ -65,6 +65,8 @@ class Replica {
     this.delivered = new Set();
     this.duplicates = [];
     this.filled = 0;
+    this.filledSeqs = new Set();
+    this.everDelivered = new Set();
     this.resets = 0;
     this.queue = [];
     this.busy = false;
@@ -102,6 +104,7 @@ class Replica {
       return;
     }
     if (this.delivered.has(event.seq)) this.duplicates.push(event.seq);
+    this.everDelivered.add(event.seq);
     this.delivered.add(event.seq);
     this.queue.push(event);
     this.process().catch(() => { this.busy = false; });
@@ -134,6 +137,7 @@ class Replica {
           if (change.seq === this.seq + 1) {
             this.apply(change);
             this.filled++;
+            this.filledSeqs.add(change.seq);
           }
         }
       }
@@ -207,7 +211,10 @@ test(`convergence: ${CLIENTS} faye clients through a connection-cutting proxy, $
       throw new Error(`${error.message}; ${JSON.stringify(last)}`);
     });
     const duplicates = replicas.reduce((n, r) => n + r.duplicates.length, 0);
-    console.log(`# convergence: ${JSON.stringify({ ...stats, clients: CLIENTS, finalSeq: settled.seq, records: settled.items.length, duplicates, gapsFilledFromRest: replicas.reduce((n, r) => n + r.filled, 0), resets: replicas.reduce((n, r) => n + r.resets, 0) })}`);
+    console.log(`# convergence: ${JSON.stringify({ ...stats, clients: CLIENTS, finalSeq: settled.seq, records: settled.items.length, duplicates, gapsFilledFromRest: replicas.reduce((n, r) => n + r.filled, 0),
+      // of those, events that did arrive over Bayeux later (out of order) and events that never did (lost in flight):
+      filledThenArrived: replicas.reduce((n, r) => n + [...r.filledSeqs].filter((q) => r.everDelivered.has(q)).length, 0),
+      filledNeverArrived: replicas.reduce((n, r) => n + [...r.filledSeqs].filter((q) => !r.everDelivered.has(q)).length, 0), resets: replicas.reduce((n, r) => n + r.resets, 0) })}`);
     assert.equal(duplicates, 0, `events delivered twice: ${replicas.filter((r) => r.duplicates.length).map((r) => `${r.name}: ${r.duplicates.slice(0, 10)}`).join('; ')}`);
   } finally {
     for (const replica of replicas) replica.client.disconnect();
