@@ -9,6 +9,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
 import { ChaosServer, LONG, SEED, Random, RawHttp, rest, signIn, storeState } from './support.mjs';
 
@@ -338,6 +339,7 @@ test(`fuzz: ${INPUTS} hostile inputs to /bayeux and REST change nothing and neve
     const after = await storeState(server, collections);
     const failures = server.failures();
     console.log(`# fuzz inputs: ${JSON.stringify(counts)}; problem shapes: ${JSON.stringify(Object.fromEntries(shapes))}; unhandled-exception log lines: ${failures.length}`);
+    console.log(`# store unchanged: ${isDeepStrictEqual(after, before)}`);
     for (const line of problems) console.log(`#   ${line}`);
     assert.deepEqual(problems, [], `seed ${SEED}: ${[...shapes].map(([k, n]) => `${n}× ${k}`).join('; ')}`);
     assert.deepEqual(after, before, 'invalid input changed the store (items or seq)');
