@@ -32,8 +32,9 @@ internal sealed class SocketWrites(CollectionRegistry registry, CollectionWriter
         }
 
         // A version that is not an integer is refused: ignoring it would turn a conditional write into an unconditional one.
+        // (null means no version, as absent does.)
         long? expectedVersion = null;
-        if (data.TryGetProperty("version", out var v))
+        if (data.TryGetProperty("version", out var v) && v.ValueKind != JsonValueKind.Null)
         {
             if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt64(out var version))
             {
