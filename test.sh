@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test suite — the .NET tests (SQLite, and PostgreSQL clusters the tests start themselves), the Node
 # interop suite that drives the real `faye` and `cometd` clients against a running Tidings server, the cluster suite
-# (three nodes on PostgreSQL behind nginx), and the browser
-# suite — and ends with one "N passed, N failed" line.
+# (three nodes on PostgreSQL behind nginx), the browser suite, and the short form of the chaos suite (fuzzing,
+# authorization attacks, kill -9 durability, exhaustion, convergence under faults; bench/chaos.sh runs the long
+# form) — and ends with one "N passed, N failed" line.
 # Installs what it needs on a fresh Debian machine (Node.js, npm packages, chromium, postgresql, nginx).
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -25,7 +26,7 @@ fi
 
 # Node suites: each folder under tests/ with a package.json runs under node's test runner.
 node_suites=()
-for dir in tests/interop tests/browser tests/cluster; do
+for dir in tests/interop tests/browser tests/cluster tests/chaos; do
   [ -f "$dir/package.json" ] && node_suites+=("$dir")
 done
 

@@ -263,7 +263,8 @@ public sealed partial class BayeuxServer
         // object per idle session for hours is memory (bench/RESULTS.md, "Where an idle session's memory goes").
         reply.ClientId = s.Id;
         s.Touch(Time.GetTimestamp());
-        if (s.AckEnabled && message.TryGetExt("ack", out var ack) && ack.TryGetInt64(out var batch))
+        // An ack that is not a number acknowledges nothing (TryGetInt64 throws on other kinds).
+        if (s.AckEnabled && message.TryGetExt("ack", out var ack) && ack.ValueKind == JsonValueKind.Number && ack.TryGetInt64(out var batch))
         {
             s.Acknowledge(batch);
         }

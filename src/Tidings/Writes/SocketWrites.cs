@@ -33,7 +33,20 @@ internal sealed class SocketWrites(CollectionRegistry registry, CollectionWriter
             return;
         }
 
-        long? expectedVersion = data.TryGetProperty("version", out var v) && v.TryGetInt64(out var version) ? version : null;
+        // A version that is not an integer is refused: ignoring it would turn a conditional write into an unconditional one.
+        // (null means no version, as absent does.)
+        long? expectedVersion = null;
+        if (data.TryGetProperty("version", out var v) && v.ValueKind != JsonValueKind.Null)
+        {
+            if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt64(out var version))
+            {
+                call.Fail(BayeuxError.Format(400, "version", "version must be an integer (the record's version)"));
+                return;
+            }
+
+            expectedVersion = version;
+        }
+
         JsonObject body;
         try
         {

@@ -51,6 +51,25 @@ public sealed class AckExtensionTests
         Assert.Equal(["1", "2", "3"], second.Data);
     }
 
+    [Theory]
+    [InlineData("\"1\"")]
+    [InlineData("{}")]
+    [InlineData("null")]
+    public async Task An_ack_that_is_not_a_number_acknowledges_nothing(string ack)
+    {
+        // Found by the chaos fuzzer: TryGetInt64 threw on a string, and the connect got HTTP 500.
+        using var h = new BayeuxHarness();
+        var clientId = await AckSubscriberAsync(h, "/chat");
+        var publisher = await h.HandshakeAsync();
+
+        await h.PublishAsync(publisher, "/chat", "1");
+        var first = await h.PollAsync(clientId);
+        var second = await h.PollAsync(clientId, $$""","ext":{"ack":{{ack}}}""");
+
+        Assert.Equal(["1"], first.Data);
+        Assert.Equal(["1"], second.Data);
+    }
+
     [Fact]
     public async Task Acknowledged_batches_are_not_sent_again()
     {

@@ -299,6 +299,25 @@ public sealed class ChangeEventTests : IAsyncLifetime
         Assert.Equal(0, (await _app.ListAsync(MainMessages)).Seq);
     }
 
+    [Theory]
+    [InlineData("\"1\"")]
+    [InlineData("{}")]
+    [InlineData("[1]")]
+    [InlineData("1.5")]
+    public async Task A_socket_write_whose_version_is_not_an_integer_is_refused_and_changes_nothing(string version)
+    {
+        // Found by the chaos fuzzer: TryGetInt64 threw on a string or object, and the client got a 500.
+        var created = await _app.CreateAsync(Todos, """{"title":"a"}""");
+        var id = created["id"]!.GetValue<string>();
+        var writer = await ClientAsync();
+
+        var reply = await writer.PublishAsync(Todos, new JsonObject { ["method"] = "PUT", ["version"] = JsonNode.Parse(version), ["body"] = new JsonObject { ["id"] = id, ["title"] = "b" } });
+
+        BayeuxClient.FailedWith(400, reply);
+        Assert.StartsWith("400:version:", reply["error"]!.GetValue<string>());
+        Assert.Equal(1, (await _app.ListAsync(Todos)).Seq);
+    }
+
     [Fact]
     public async Task Socket_put_patch_and_delete_change_the_record_and_are_broadcast()
     {
