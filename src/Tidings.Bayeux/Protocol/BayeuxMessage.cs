@@ -32,10 +32,13 @@ public sealed class BayeuxMessage
     /// <summary>The size of the message's JSON text in bytes.</summary>
     public int SizeInBytes { get; init; }
 
-    /// <summary>The client's requested connect timeout in milliseconds, when it sent <c>advice.timeout</c>.</summary>
+    /// <summary>
+    /// The client's requested connect timeout in milliseconds, when it sent <c>advice.timeout</c> as a whole number;
+    /// anything else is ignored, as an absent one is.
+    /// </summary>
     public long? AdviceTimeout =>
         Advice is { ValueKind: JsonValueKind.Object } advice
-        && advice.TryGetProperty("timeout", out var t) && t.TryGetInt64(out var ms) ? ms : null;
+        && advice.TryGetProperty("timeout", out var t) && t.ValueKind == JsonValueKind.Number && t.TryGetInt64(out var ms) ? ms : null;
 
     /// <summary>Reads a field of <c>ext</c>, if present.</summary>
     public bool TryGetExt(string name, out JsonElement value)

@@ -224,4 +224,20 @@ public sealed class MessageParserTests
         Assert.Equal(0L, message.AdviceTimeout);
         Assert.Equal(JsonValueKind.Object, message.Advice?.ValueKind);
     }
+
+    [Theory]
+    [InlineData("\"x\"")]
+    [InlineData("null")]
+    [InlineData("{}")]
+    [InlineData("[1]")]
+    [InlineData("true")]
+    [InlineData("1.5")]
+    public void An_advice_timeout_that_is_not_a_whole_number_is_ignored(string timeout)
+    {
+        // Found by the chaos fuzzer: a string timeout threw on a live session's connect (HTTP 500 / close 1011).
+        var message = Assert.Single(BayeuxHarness.Parse(
+            """{"channel":"/meta/connect","clientId":"abc","connectionType":"long-polling","advice":{"timeout":""" + timeout + "}}"));
+
+        Assert.Null(message.AdviceTimeout);
+    }
 }
