@@ -349,6 +349,11 @@ public sealed partial class BayeuxServer
                 continue;
             }
 
+            if (await s.BeginJoinAsync(pattern, cancellationToken) is not { } join)
+            {
+                continue; // already held: a repeated subscribe replays nothing (each event reaches a session once)
+            }
+
             var context = new BayeuxSubscribeContext(message, pattern, s, transport, () => Activate(pattern));
             try
             {
@@ -358,6 +363,16 @@ public sealed partial class BayeuxServer
             {
                 BayeuxLog.ServiceHandlerFailed(_logger, pattern, ex);
                 context.Refuse(BayeuxError.ServerError("the subscription handler failed"));
+            }
+            finally
+            {
+                // Activated by now, or never: a repeat waiting for this one can decide.
+                if (context.Error is null && !cancellationToken.IsCancellationRequested)
+                {
+                    context.Activate();
+                }
+
+                s.EndJoin(pattern, join);
             }
 
             if (context.Error is { } refused)

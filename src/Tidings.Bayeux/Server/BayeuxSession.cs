@@ -137,6 +137,58 @@ public sealed class BayeuxSession : Subscriber
         }
     }
 
+    /// <summary>Subscribes of this session that a channel handler is still working on (a catch-up read), by pattern.</summary>
+    private Dictionary<string, TaskCompletionSource>? _joining;
+
+    /// <summary>
+    /// Claims the right to run a channel handler's subscribe for <paramref name="pattern"/>. A repeated subscribe to a
+    /// channel the session already holds changes nothing — running the handler again would replay, or send twice,
+    /// events the session already receives (a client re-sends a subscribe whose reply a cut connection lost). A
+    /// repeat that arrives while the first is still joining waits for it: if the first went live, the repeat is a
+    /// no-op; if it failed or was cancelled, the repeat runs.
+    /// </summary>
+    /// <returns>A token to pass to <see cref="EndJoin"/> when the handler is done, or null when the session already
+    /// holds the subscription (nothing to run).</returns>
+    internal async ValueTask<TaskCompletionSource?> BeginJoinAsync(string pattern, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Task running;
+            lock (_gate)
+            {
+                if (_subscriptions.ContainsKey(pattern))
+                {
+                    return null;
+                }
+
+                if (_joining?.TryGetValue(pattern, out var other) != true)
+                {
+                    var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    (_joining ??= new(StringComparer.Ordinal))[pattern] = mine;
+                    return mine;
+                }
+
+                running = other!.Task;
+            }
+
+            await running.WaitAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>The handler's subscribe that <see cref="BeginJoinAsync"/> let run has ended (live or not).</summary>
+    internal void EndJoin(string pattern, TaskCompletionSource token)
+    {
+        lock (_gate)
+        {
+            if (_joining is not null && _joining.TryGetValue(pattern, out var held) && held == token)
+            {
+                _joining.Remove(pattern);
+            }
+        }
+
+        token.TrySetResult();
+    }
+
     /// <summary>How many of <paramref name="patterns"/> the session is not yet subscribed to (re-subscribing costs nothing).</summary>
     internal int CountNewSubscriptions(IReadOnlyList<string> patterns)
     {

@@ -102,6 +102,28 @@ public sealed class ChangeEventTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_repeated_subscribe_to_a_held_channel_replays_nothing_so_each_event_arrives_once()
+    {
+        // Faye sends a subscribe again when a cut connection lost its reply; the session already holds the channel.
+        for (var i = 0; i < 4; i++)
+        {
+            await _app.CreateAsync(Todos, $$"""{"title":"t{{i}}"}""");
+        }
+
+        var state = await _app.ListAsync(Todos);
+        var subscriber = await SubscriberAsync(Todos, Since(2, state.Epoch));
+        Assert.Equal([3L, 4L], (await subscriber.NextAsync(2)).Select(e => e.Seq));
+
+        BayeuxClient.Succeeded(await subscriber.SubscribeAsync(Todos, Since(2, state.Epoch)));
+        BayeuxClient.Succeeded(await subscriber.SubscribeAsync(Todos, new JsonObject { ["snapshot"] = true }));
+        await _app.CreateAsync(Todos, """{"title":"live"}""");
+
+        var live = await subscriber.NextAsync();
+        Assert.Equal((5L, "POST"), (live.Seq, live.Method));
+        await subscriber.AssertNothingWaitingAsync();
+    }
+
+    [Fact]
     public async Task Subscribing_with_since_at_the_current_seq_replays_nothing()
     {
         await _app.CreateAsync(Todos, """{"title":"a"}""");
