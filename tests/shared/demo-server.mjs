@@ -114,7 +114,9 @@ export class DemoServer {
     for (const [key, value] of Object.entries(this.settings)) args.push(`--${key}=${value}`);
     const child = spawn('dotnet', args, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, DOTNET_NOLOGO: '1', ASPNETCORE_ENVIRONMENT: 'Production' },
+      // No file watchers for appsettings: tests start many servers at once, and each watcher takes one of the
+      // user's inotify instances (128 by default) — a server that cannot get one does not start.
+      env: { ...process.env, DOTNET_NOLOGO: '1', ASPNETCORE_ENVIRONMENT: 'Production', DOTNET_hostBuilder__reloadConfigOnChange: 'false' },
     });
     this.child = child;
     running.add(child);
