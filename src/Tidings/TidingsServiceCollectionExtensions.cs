@@ -49,7 +49,6 @@ public static class TidingsServiceCollectionExtensions
         services.AddSingleton(queues);
         services.TryAddSingleton<JobService>();
         services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<TidingsOptions>>().Value);
-        services.AddAuthorizationCore(); // access rules may name the app's policies (AccessRule.Policy); TryAdd inside, so the app's setup stands
         services.TryAddSingleton(sp => new CollectionWriter(sp.GetRequiredService<ITidingsStore>(), sp.GetRequiredService<TimeProvider>(), registry,
             sp.GetService<IAuthorizationService>()));
 

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Tidings.Access;
 using Tidings.Identity;
+using Tidings.Sqlite;
 using Tidings.Tests.Support;
 
 namespace Tidings.Tests.Authorization;
@@ -264,6 +265,24 @@ public sealed class PolicyTests : IAsyncLifetime
         var queueError = Assert.Throws<InvalidOperationException>(() => services.AddTidings().AddQueue("secrets", q => q
             .Schema("""{ "type": "object" }""").Access(a => a.List(AccessRule.SignedIn).Read(AccessRule.SignedIn.And(AccessRule.Policy("Editors"))))));
         Assert.Contains("Read rule", queueError.Message);
+    }
+
+    [Theory]
+    [InlineData(true, "Collection '/api/drafts': the access rule 'policy 'Editor'' names the authorization policy 'Editor', which is not registered")]
+    [InlineData(false, "Collection '/api/drafts': the access rule 'policy 'Editor'' uses ASP.NET Core authorization, which is not registered")]
+    public async Task A_rule_naming_a_policy_the_app_lacks_stops_it_at_start_up(bool addAuthorization, string message)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = _folder.Path });
+        if (addAuthorization)
+        {
+            builder.Services.AddAuthorization(o => o.AddPolicy("Editors", p => p.RequireRole("editor")));
+        }
+
+        builder.Services.AddTidings().UseSqlite(_folder.File($"lacking-{addAuthorization}.db"))
+            .AddCollection("/api/drafts", c => c.Schema(PageSchema).Access(a => a.List(AccessRule.Policy("Editor"))));
+        await using var app = builder.Build();
+        var error = Assert.Throws<InvalidOperationException>(() => app.MapTidings());
+        Assert.Contains(message, error.Message);
     }
 
     private sealed class PageOwnerRequirement : IAuthorizationRequirement;
