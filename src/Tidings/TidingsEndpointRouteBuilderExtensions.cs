@@ -1,7 +1,9 @@
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Tidings.Access;
 using Tidings.Bayeux;
 using Tidings.Collections;
 using Tidings.Http;
@@ -52,6 +54,7 @@ public static class TidingsEndpointRouteBuilderExtensions
                 "it adds there, which it cannot add from a route group.");
         }
 
+        EnsurePoliciesExist(services, registry);
         foreach (var collection in registry.Collections)
         {
             CollectionEndpoints.Map(endpoints, collection);
@@ -66,5 +69,38 @@ public static class TidingsEndpointRouteBuilderExtensions
         Tidings.Presence.PresenceEndpoints.Map(endpoints);
         endpoints.MapGet(options.SchemaPath, () => Results.Json(SchemaExport.Describe(registry)));
         return endpoints.MapBayeux(options.BayeuxPath);
+    }
+
+    /// <summary>
+    /// A rule naming a policy the app never registered would fail every request it guards (ASP.NET Core throws):
+    /// say so at start-up instead, naming the collection or queue and the policy.
+    /// </summary>
+    private static void EnsurePoliciesExist(IServiceProvider services, CollectionRegistry registry)
+    {
+        var rules = registry.Collections.SelectMany(c => new[] { c.Access.List, c.Access.Read, c.Access.Create, c.Access.Update, c.Access.Delete }
+                .Select(rule => (Where: $"Collection '{c.Route.Template}'", Rule: rule)))
+            .Concat(services.GetRequiredService<Jobs.QueueRegistry>().Queues.SelectMany(q =>
+                new[] { q.Access.List, q.Access.Read, q.Access.Enqueue, q.Access.Cancel, q.Access.Work }.Select(rule => (Where: $"Queue '{q.Name}'", Rule: rule))));
+        foreach (var (where, rule) in rules.Where(r => r.Rule.UsesPolicies))
+        {
+            // Tidings does not register authorization itself (that would add its middleware to every app): whoever uses policies has.
+            if (services.GetService<IAuthorizationService>() is null || services.GetService<IAuthorizationPolicyProvider>() is not { } provider)
+            {
+                throw new InvalidOperationException(
+                    $"{where}: the access rule '{rule.Description}' uses ASP.NET Core authorization, which is not registered. " +
+                    "Call builder.Services.AddAuthorization(...) and add the policies it names.");
+            }
+
+            foreach (var name in rule.Policies.Select(p => p.PolicyName).OfType<string>())
+            {
+                // The default provider answers synchronously; a custom one is asked once here, at start-up.
+                if (provider.GetPolicyAsync(name).GetAwaiter().GetResult() is null)
+                {
+                    throw new InvalidOperationException(
+                        $"{where}: the access rule '{rule.Description}' names the authorization policy '{name}', which is not registered. " +
+                        $"Add it with builder.Services.AddAuthorization(o => o.AddPolicy(\"{name}\", p => ...)).");
+                }
+            }
+        }
     }
 }

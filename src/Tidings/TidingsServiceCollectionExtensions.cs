@@ -1,5 +1,6 @@
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.RateLimiting;
@@ -48,7 +49,8 @@ public static class TidingsServiceCollectionExtensions
         services.AddSingleton(queues);
         services.TryAddSingleton<JobService>();
         services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<TidingsOptions>>().Value);
-        services.TryAddSingleton(sp => new CollectionWriter(sp.GetRequiredService<ITidingsStore>(), sp.GetRequiredService<TimeProvider>(), registry));
+        services.TryAddSingleton(sp => new CollectionWriter(sp.GetRequiredService<ITidingsStore>(), sp.GetRequiredService<TimeProvider>(), registry,
+            sp.GetService<IAuthorizationService>()));
 
         // The change stream: the store's source (replaceable, e.g. by a test that reorders it), one feed, one publisher.
         services.TryAddSingleton(sp => sp.GetRequiredService<ITidingsStore>().Changes);

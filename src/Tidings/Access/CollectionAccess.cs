@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Authorization;
+
 namespace Tidings.Access;
 
 /// <summary>
@@ -12,6 +14,29 @@ public sealed record CollectionAccess(AccessRule List, AccessRule Read, AccessRu
 
     /// <summary>May the caller see this record: the partition's <see cref="List"/> and the record's <see cref="Read"/>.</summary>
     public bool CanRead(AccessContext context) => List.Allows(context) && Read.Allows(context);
+
+    /// <summary><see cref="CanRead"/> with <see cref="List"/>'s policies evaluated (<see cref="Read"/> never has any).</summary>
+    public async ValueTask<bool> CanReadAsync(AccessContext context, IAuthorizationService? authorization) =>
+        Read.Allows(context) && await List.AllowsAsync(ForList(context), authorization);
+
+    /// <summary>The partition-level question the List rule answers: no record, operation "list".</summary>
+    public static AccessContext ForList(AccessContext context) =>
+        new(context.User, context.RouteValues) { Path = context.Path, Operation = TidingsOperations.List, Decisions = context.Decisions };
+
+    /// <summary>
+    /// Refuses, at start-up, a policy where deliveries must decide synchronously. <see cref="Read"/> filters every
+    /// delivered event per recipient, in memory on the fan-out path, so it may not wait for an authorization handler.
+    /// </summary>
+    internal void EnsureDeliverable(string where)
+    {
+        if (Read.UsesPolicies)
+        {
+            throw new InvalidOperationException(
+                $"{where}: the Read rule '{Read.Description}' uses an authorization policy, but Read filters every delivered event per " +
+                "recipient, synchronously and without I/O, so it cannot wait for a policy. Put the policy on List (checked when a client " +
+                "lists or subscribes) or on Create/Update/Delete, and keep Read an in-memory rule such as AccessRule.RecordUser(\"owner\").");
+        }
+    }
 }
 
 /// <summary>Builds <see cref="CollectionAccess"/>; every rule not given is <see cref="AccessRule.Nobody"/> (closed by default).</summary>

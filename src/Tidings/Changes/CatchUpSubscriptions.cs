@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Authorization;
 using Tidings.Access;
 using Tidings.Bayeux.Protocol;
 using Tidings.Bayeux.Server;
@@ -21,9 +22,29 @@ namespace Tidings.Changes;
 /// at once (a client re-subscribing six collections after a reconnect) never overflow the queue, and a client
 /// never loops on "closed, handshake, subscribe, closed".
 /// </remarks>
-internal sealed class CatchUpSubscriptions(BayeuxServer bayeux, CollectionRegistry registry, ITidingsStore store, ChangeFeed feed,
-    TidingsOptions options)
+internal sealed class CatchUpSubscriptions
 {
+    private readonly BayeuxServer bayeux;
+    private readonly CollectionRegistry registry;
+    private readonly ITidingsStore store;
+    private readonly ChangeFeed feed;
+    private readonly TidingsOptions options;
+    private readonly IAuthorizationService? authorization;
+
+    public CatchUpSubscriptions(BayeuxServer bayeux, CollectionRegistry registry, ITidingsStore store, ChangeFeed feed, TidingsOptions options,
+        IAuthorizationService? authorization = null)
+    {
+        this.bayeux = bayeux;
+        this.registry = registry;
+        this.store = store;
+        this.feed = feed;
+        this.options = options;
+        this.authorization = authorization;
+
+        // A List policy's subscribe-time decision lives as long as the subscription.
+        bayeux.Unsubscribed += SubscribeDecisions.Forget;
+    }
+
     public async ValueTask SubscribeAsync(BayeuxSubscribeContext context, CancellationToken cancellationToken)
     {
         var message = context.Message;
@@ -45,10 +66,19 @@ internal sealed class CatchUpSubscriptions(BayeuxServer bayeux, CollectionRegist
         }
 
         var target = registry.Resolve(pattern)!;
-        if (!target.Collection.Access.List.Allows(new AccessContext(session.User, target.RouteValues)))
+        // A List policy is evaluated here, once: deliveries to this subscription reuse the decision (SubscribeDecisions).
+        var list = target.Collection.Access.List;
+        var asked = new AccessContext(session.User, target.RouteValues) { Path = pattern, Operation = TidingsOperations.List };
+        var decisions = list.UsesPolicies ? await list.DecideAsync(asked, authorization) : null;
+        if (!list.Allows(decisions is null ? asked : asked.With(decisions)))
         {
             context.Refuse(BayeuxError.Format(403, pattern, "not allowed to subscribe to this collection"));
             return;
+        }
+
+        if (decisions is not null)
+        {
+            SubscribeDecisions.Remember(session, pattern, decisions);
         }
 
         if (!hasSince && !wantsSnapshot)
@@ -72,20 +102,20 @@ internal sealed class CatchUpSubscriptions(BayeuxServer bayeux, CollectionRegist
         var readBudget = (int)Math.Max(0, queue / 2 - session.QueuedBytes);
         await feed.JoinAsync(pattern, session,
             ct => store.ReadAsync(reader => wantsSnapshot
-                ? Snapshot(target, session.User, reader, pattern, readBudget)
-                : Replay(target, session.User, reader, pattern, since, epoch, readBudget), ct),
+                ? Snapshot(target, session.User, decisions, reader, pattern, readBudget)
+                : Replay(target, session.User, decisions, reader, pattern, since, epoch, readBudget), ct),
             context.Activate, queue / 4, cancellationToken);
     }
 
     /// <summary>The initial state, cut at <c>Tidings:MaxSnapshotItems</c> and at <paramref name="budget"/> bytes.</summary>
-    private JoinRead Snapshot(CollectionTarget target, ClaimsPrincipal? user, IStoreReader reader, string pattern, int budget)
+    private JoinRead Snapshot(CollectionTarget target, ClaimsPrincipal? user, PolicyDecisions? decisions, IStoreReader reader, string pattern, int budget)
     {
         var seq = reader.GetPosition(pattern).Seq;
 
         // One more than the limit tells whether the snapshot is whole; a partial one says so.
         var stored = reader.List(pattern, options.MaxSnapshotItems + 1);
         var truncated = stored.Count > options.MaxSnapshotItems;
-        var items = Visibility.Records(target, user, truncated ? [.. stored.Take(options.MaxSnapshotItems)] : stored);
+        var items = Visibility.Records(target, user, decisions, truncated ? [.. stored.Take(options.MaxSnapshotItems)] : stored);
 
         var fitting = 0;
         foreach (var item in items)
@@ -109,7 +139,7 @@ internal sealed class CatchUpSubscriptions(BayeuxServer bayeux, CollectionRegist
     /// The changes after <paramref name="since"/> as this user may see them; a RESET (reload, then continue from
     /// its seq) when the epoch differs, the log no longer reaches back, or they would not fit in <paramref name="budget"/>.
     /// </summary>
-    private JoinRead Replay(CollectionTarget target, ClaimsPrincipal? user, IStoreReader reader, string pattern, long since, string? epoch,
+    private JoinRead Replay(CollectionTarget target, ClaimsPrincipal? user, PolicyDecisions? decisions, IStoreReader reader, string pattern, long since, string? epoch,
         int budget)
     {
         var position = reader.GetPosition(pattern);
@@ -119,7 +149,7 @@ internal sealed class CatchUpSubscriptions(BayeuxServer bayeux, CollectionRegist
             long bytes = 0;
             foreach (var change in reader.ChangesSince(pattern, since, position.Seq, options.MaxReplay))
             {
-                if (Visibility.Change(target, user, change) is { } delivery)
+                if (Visibility.Change(target, user, decisions, change) is { } delivery)
                 {
                     bytes += delivery.Size;
                     if (bytes > budget)

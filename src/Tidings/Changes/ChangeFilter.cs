@@ -30,7 +30,9 @@ internal sealed class ChangeFilter : IDeliveryFilter
         _change = change;
     }
 
-    public Delivery? Select(BayeuxSession recipient, Delivery delivery) => Decide(recipient.User) switch
+    /// <remarks>A policy on List counts as decided when the recipient subscribed to this channel (<see cref="SubscribeDecisions"/>).</remarks>
+    public Delivery? Select(BayeuxSession recipient, Delivery delivery) =>
+        Decide(recipient.User, _access.List.UsesPolicies ? SubscribeDecisions.For(recipient, _change.Path) : null) switch
     {
         ChangeVisibility.Full => delivery,
         ChangeVisibility.Removal => _removal ??= Delivery.CreateRaw(_change.Path, RemovalEvent()),
@@ -39,7 +41,8 @@ internal sealed class ChangeFilter : IDeliveryFilter
     };
 
     /// <summary>The event payload <paramref name="user"/> may see of this change, or null for nothing.</summary>
-    public byte[]? EventFor(System.Security.Claims.ClaimsPrincipal? user) => Decide(user) switch
+    /// <param name="decisions">What List's policies decided for <paramref name="user"/>, evaluated before (null: none).</param>
+    public byte[]? EventFor(System.Security.Claims.ClaimsPrincipal? user, PolicyDecisions? decisions) => Decide(user, decisions) switch
     {
         ChangeVisibility.Full => ChangeEvents.Change(_change),
         ChangeVisibility.Removal => RemovalEvent(),
@@ -49,9 +52,9 @@ internal sealed class ChangeFilter : IDeliveryFilter
 
     private byte[] RemovalEvent() => ChangeEvents.Removal(_change.Seq, _body!["id"]!.GetValue<string>());
 
-    private ChangeVisibility Decide(System.Security.Claims.ClaimsPrincipal? user)
+    private ChangeVisibility Decide(System.Security.Claims.ClaimsPrincipal? user, PolicyDecisions? decisions)
     {
-        if (!_access.List.Allows(new AccessContext(user, _routeValues)))
+        if (!_access.List.Allows(new AccessContext(user, _routeValues) { Decisions = decisions }))
         {
             return ChangeVisibility.None; // not a reader of this partition at all (say, subscribed through /**)
         }

@@ -169,6 +169,7 @@ public sealed class CollectionBuilder
                 "or .Access(a => a.List(AccessRule.SignedIn).Create(...).Update(...).Delete(...)) to say who may do what.");
         }
 
+        _access.EnsureDeliverable($"Collection '{_template}'");
         return new CollectionDefinition(route, schema, schemaJson, _writable, _defaults, _stamps, _access, _sorted);
     }
 }

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -56,7 +57,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             return;
         }
 
-        if (!collection.Access.List.Allows(new AccessContext(context.User, target.RouteValues)))
+        if (await ListDecisionsAsync(context, target) is not { } decisions)
         {
             await Problems.Refused(context);
             return;
@@ -65,7 +66,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         var query = context.Request.Query;
         if (query.ContainsKey("since"))
         {
-            await ChangesAsync(context, target, query["since"].ToString(), query["epoch"].ToString());
+            await ChangesAsync(context, target, decisions, query["since"].ToString(), query["epoch"].ToString());
             return;
         }
 
@@ -73,7 +74,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         var (items, position, epoch) = await store.ReadAsync(r => (r.List(target.Path, options.MaxListItems + 1), r.GetPosition(target.Path), r.Epoch),
             context.RequestAborted);
         var truncated = items.Count > options.MaxListItems;
-        var visible = Visibility.Records(target, context.User, truncated ? [.. items.Take(options.MaxListItems)] : items);
+        var visible = Visibility.Records(target, context.User, decisions, truncated ? [.. items.Take(options.MaxListItems)] : items);
         await WriteJsonAsync(context, StatusCodes.Status200OK, w =>
         {
             w.WriteStartArray("items");
@@ -97,7 +98,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         });
     }
 
-    private async Task ChangesAsync(HttpContext context, CollectionTarget target, string sinceText, string epoch)
+    private async Task ChangesAsync(HttpContext context, CollectionTarget target, PolicyDecisions decisions, string sinceText, string epoch)
     {
         if (!long.TryParse(sinceText, out var since) || since < 0)
         {
@@ -125,7 +126,7 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
             foreach (var change in changes)
             {
                 // The same view a subscriber gets: the event, a removal, or a skip that keeps seq contiguous.
-                if (Visibility.ChangeEvent(target, context.User, change) is { } visible)
+                if (Visibility.ChangeEvent(target, context.User, decisions, change) is { } visible)
                 {
                     w.WriteRawValue(visible, skipInputValidation: true);
                 }
@@ -146,13 +147,28 @@ internal sealed class CollectionEndpoints(CollectionDefinition collection, ITidi
         }
 
         var record = await store.ReadAsync(r => r.Get(target.Path, id), context.RequestAborted);
-        if (record is null || Visibility.Records(target, context.User, [record]).Count == 0)
+        if (record is null || await ListDecisionsAsync(context, target) is not { } decisions
+            || Visibility.Records(target, context.User, decisions, [record]).Count == 0)
         {
             await Problems.NotFound(context);
             return;
         }
 
         await WriteRecordAsync(context, StatusCodes.Status200OK, record);
+    }
+
+    /// <summary>
+    /// The List rule for this request, its policies (if any) evaluated through the app's <see cref="IAuthorizationService"/>:
+    /// the decisions the synchronous record filter then uses, or null when the caller may not list the partition.
+    /// </summary>
+    private async Task<PolicyDecisions?> ListDecisionsAsync(HttpContext context, CollectionTarget target)
+    {
+        var list = collection.Access.List;
+        var asked = new AccessContext(context.User, target.RouteValues) { Path = target.Path, Operation = TidingsOperations.List };
+        var decisions = list.UsesPolicies
+            ? await list.DecideAsync(asked, context.RequestServices.GetService<IAuthorizationService>())
+            : PolicyDecisions.None;
+        return list.Allows(asked.With(decisions)) ? decisions : null;
     }
 
     /// <summary>Cookie-authenticated writes must come from this site (see <see cref="Identity.OriginPolicy"/>).</summary>

@@ -2,6 +2,7 @@ using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Authorization;
 using Tidings.Access;
 using Tidings.Storage;
 
@@ -58,7 +59,8 @@ public sealed record ClaimedJob(JsonObject Job, string Lease);
 /// with a later runAt, or dead) | cancelled</c>, and progress — is an event subscribers see live; beside it the store keeps
 /// a job index to claim from. Each call is one store transaction: a job is never claimed twice, never lost.
 /// </summary>
-public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimeProvider time)
+/// <param name="authorization">Evaluates queue rules that defer to the app's authorization policies, before each transaction.</param>
+public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimeProvider time, IAuthorizationService? authorization = null)
 {
     public const string Queued = "queued";
     public const string Running = "running";
@@ -69,6 +71,11 @@ public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimePr
 
     private const int MaxKeyLength = 200;
     private static readonly IReadOnlyDictionary<string, string> NoRoute = new Dictionary<string, string>();
+
+    /// <summary>What a queue rule sees: the caller, the operation and the job or payload; <c>Path</c> is the queue's jobs collection.</summary>
+    private static AccessContext QueueContext(QueueDefinition queue, ClaimsPrincipal? user, string operation, JsonObject? record = null,
+        PolicyDecisions? decisions = null) =>
+        new(user, NoRoute, record) { Path = queue.Path, Operation = operation, Decisions = decisions };
 
     /// <summary>Raised after a commit that left jobs of a queue queued (enqueue, retry, a requeued failure).</summary>
     public event Action<string>? JobsQueued;
@@ -106,7 +113,11 @@ public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimePr
         var prepared = new NewJob[requests.Count];
         for (var i = 0; i < requests.Count; i++)
         {
-            var (job, refusal) = Prepare(queue, requests[i], user, trusted, now);
+            // An Enqueue policy may do I/O: decided here, before the transaction, with the job's payload.
+            var decisions = !trusted && queue.Access.Enqueue.UsesPolicies && requests[i]["payload"] is JsonObject payload
+                ? await queue.Access.Enqueue.DecideAsync(QueueContext(queue, user, TidingsOperations.Enqueue, payload), authorization)
+                : null;
+            var (job, refusal) = Prepare(queue, requests[i], user, trusted, now, decisions);
             if (job is null)
             {
                 return JobBatchOutcome.Refused(i, refusal!);
@@ -148,7 +159,8 @@ public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimePr
     private sealed record NewJob(JsonObject Record, string Json, JobEntry Entry);
 
     /// <summary>Checks an enqueue request and builds the job it asks for, or says why not.</summary>
-    private (NewJob? Job, JobOutcome? Refusal) Prepare(QueueDefinition queue, JsonObject request, ClaimsPrincipal? user, bool trusted, DateTimeOffset now)
+    private (NewJob? Job, JobOutcome? Refusal) Prepare(QueueDefinition queue, JsonObject request, ClaimsPrincipal? user, bool trusted, DateTimeOffset now,
+        PolicyDecisions? decisions)
     {
         if (request["payload"] is not JsonObject payload)
         {
@@ -187,7 +199,7 @@ public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimePr
             return (null, JobOutcome.Invalid("key", $"'key' must be a string of 1 to {MaxKeyLength} characters."));
         }
 
-        if (!trusted && !queue.Access.Enqueue.Allows(new AccessContext(user, NoRoute, payload)))
+        if (!trusted && !queue.Access.Enqueue.Allows(QueueContext(queue, user, TidingsOperations.Enqueue, payload, decisions)))
         {
             return (null, new JobOutcome(JobStatus.Forbidden));
         }
@@ -234,7 +246,7 @@ public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimePr
             return (JobStatus.NotFound, []);
         }
 
-        if (!trusted && !queue.Access.Work.Allows(new AccessContext(user, NoRoute)))
+        if (!trusted && !await queue.Access.Work.AllowsAsync(QueueContext(queue, user, TidingsOperations.Work), authorization))
         {
             return (JobStatus.Forbidden, []);
         }
@@ -562,6 +574,14 @@ public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimePr
             return new JobOutcome(JobStatus.NotFound);
         }
 
+        // Policies may do I/O, and the store's writer never waits on one: decided before the transaction, on the job as read.
+        var rules = queue.Access.List.And(queue.Access.Cancel);
+        PolicyDecisions? decisions = null;
+        if (!trusted && rules.UsesPolicies && await store.ReadAsync(r => r.Get(queue.Path, id), cancellationToken) is { } read)
+        {
+            decisions = await rules.DecideAsync(QueueContext(queue, user, TidingsOperations.Cancel, Parse(read.Json)), authorization);
+        }
+
         return await store.WriteAsync(writer =>
         {
             if (writer.Jobs.Get(queue.Name, id) is not { } entry || Get(writer, queue, id) is not { } job)
@@ -571,7 +591,7 @@ public sealed class JobService(ITidingsStore store, QueueRegistry queues, TimePr
 
             if (!trusted)
             {
-                var context = new AccessContext(user, NoRoute, job);
+                var context = QueueContext(queue, user, TidingsOperations.Cancel, job, decisions);
                 if (!(queue.Access.List.Allows(context) && queue.Access.Read.Allows(context)))
                 {
                     return new JobOutcome(JobStatus.NotFound); // what one may not see, one cannot find

@@ -1,7 +1,9 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Authorization;
 using Tidings.Access;
 using Tidings.Bayeux.Protocol;
 using Tidings.Bayeux.Server;
+using Tidings.Changes;
 
 namespace Tidings.Presence;
 
@@ -11,30 +13,39 @@ namespace Tidings.Presence;
 /// <c>{"method": "SNAPSHOT", "users", "anonymous"}</c>, then JOIN/LEAVE. Wildcards and publishes are refused: presence
 /// channels are the server's.
 /// </summary>
-internal sealed class PresenceChannels(PresenceTracker tracker) : IBayeuxChannelHandler
+internal sealed class PresenceChannels(PresenceTracker tracker, IAuthorizationService? authorization = null) : IBayeuxChannelHandler
 {
     public bool Owns(string channelOrPattern) =>
         channelOrPattern.StartsWith(PresenceTracker.ChannelPrefix + "/", StringComparison.Ordinal) || channelOrPattern == PresenceTracker.ChannelPrefix;
 
-    public ValueTask SubscribeAsync(BayeuxSubscribeContext context, CancellationToken cancellationToken)
+    public async ValueTask SubscribeAsync(BayeuxSubscribeContext context, CancellationToken cancellationToken)
     {
         var pattern = context.Pattern;
         if (ChannelName.IsWildcard(pattern))
         {
             context.Refuse(BayeuxError.Format(400, pattern, "presence is watched one channel at a time: /tidings/presence + a collection path"));
-            return ValueTask.CompletedTask;
+            return;
         }
 
         if (tracker.Resolve(pattern) is not { } target)
         {
             context.Refuse(BayeuxError.Format(404, pattern, "no collection at this path"));
-            return ValueTask.CompletedTask;
+            return;
         }
 
-        if (!target.Collection.Access.List.Allows(new AccessContext(context.Session.User, target.RouteValues)))
+        // A List policy is decided here, once; JOIN/LEAVE deliveries to this subscription reuse the decision.
+        var list = target.Collection.Access.List;
+        var asked = new AccessContext(context.Session.User, target.RouteValues) { Path = target.Path, Operation = TidingsOperations.List };
+        var decisions = list.UsesPolicies ? await list.DecideAsync(asked, authorization) : PolicyDecisions.None;
+        if (!list.Allows(asked.With(decisions)))
         {
             context.Refuse(BayeuxError.Format(403, pattern, "not allowed to see who watches this collection"));
-            return ValueTask.CompletedTask;
+            return;
+        }
+
+        if (list.UsesPolicies)
+        {
+            SubscribeDecisions.Remember(context.Session, pattern, decisions);
         }
 
         // Snapshot and activation under the tracker's lock: no JOIN or LEAVE falls between them, none comes twice.
@@ -46,8 +57,6 @@ internal sealed class PresenceChannels(PresenceTracker tracker) : IBayeuxChannel
             context.Send(Delivery.CreateRaw(pattern, data));
             context.Activate();
         }
-
-        return ValueTask.CompletedTask;
     }
 
     public ValueTask PublishAsync(BayeuxServiceCall call, CancellationToken cancellationToken)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -12,27 +13,31 @@ namespace Tidings.Presence;
 internal static class PresenceEndpoints
 {
     public static void Map(IEndpointRouteBuilder endpoints) =>
-        endpoints.MapGet(PresenceTracker.ChannelPrefix, (HttpContext context) =>
+        endpoints.MapGet(PresenceTracker.ChannelPrefix, async (HttpContext context) =>
         {
             var tracker = context.RequestServices.GetRequiredService<PresenceTracker>();
             var channel = context.Request.Query["channel"].ToString();
             if (channel.Length == 0 || !channel.StartsWith('/'))
             {
-                return Problems.Write(context, StatusCodes.Status400BadRequest, "Bad request",
+                await Problems.Write(context, StatusCodes.Status400BadRequest, "Bad request",
                     "Name the collection channel: ?channel=/api/flows/main/messages");
+                return;
             }
 
             if (tracker.Resolve(PresenceTracker.ChannelPrefix + channel) is not { } target)
             {
-                return Problems.NotFound(context);
+                await Problems.NotFound(context);
+                return;
             }
 
-            if (!target.Collection.Access.List.Allows(new AccessContext(context.User, target.RouteValues)))
+            var asked = new AccessContext(context.User, target.RouteValues) { Path = target.Path, Operation = TidingsOperations.List };
+            if (!await target.Collection.Access.List.AllowsAsync(asked, context.RequestServices.GetService<IAuthorizationService>()))
             {
-                return Problems.Refused(context);
+                await Problems.Refused(context);
+                return;
             }
 
             context.Response.ContentType = "application/json";
-            return context.Response.WriteAsync(JsonSerializer.Serialize(tracker.Snapshot(channel), PresenceJson.Default.PresenceSnapshot));
+            await context.Response.WriteAsync(JsonSerializer.Serialize(tracker.Snapshot(channel), PresenceJson.Default.PresenceSnapshot));
         });
 }

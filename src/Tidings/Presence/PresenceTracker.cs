@@ -2,6 +2,7 @@ using System.Text.Json;
 using Tidings.Access;
 using Tidings.Bayeux.Protocol;
 using Tidings.Bayeux.Server;
+using Tidings.Changes;
 using Tidings.Collections;
 
 namespace Tidings.Presence;
@@ -222,10 +223,19 @@ internal sealed class PresenceTracker
             ? _registry.Resolve(path)
             : null;
 
-    /// <summary>Presence is delivered to those who may list the collection (say, a subscriber through <c>/**</c>).</summary>
+    /// <summary>
+    /// Presence is delivered to those who may list the collection (say, a subscriber through <c>/**</c>). A List policy
+    /// counts as decided when the recipient subscribed to this presence channel or to the collection's own channel.
+    /// </summary>
     private sealed class ReadersOnly(CollectionTarget target) : IDeliveryFilter
     {
-        public Delivery? Select(BayeuxSession recipient, Delivery delivery) =>
-            target.Collection.Access.List.Allows(new AccessContext(recipient.User, target.RouteValues)) ? delivery : null;
+        public Delivery? Select(BayeuxSession recipient, Delivery delivery)
+        {
+            var list = target.Collection.Access.List;
+            var decisions = list.UsesPolicies
+                ? SubscribeDecisions.For(recipient, delivery.Channel) ?? SubscribeDecisions.For(recipient, target.Path)
+                : null;
+            return list.Allows(new AccessContext(recipient.User, target.RouteValues) { Decisions = decisions }) ? delivery : null;
+        }
     }
 }

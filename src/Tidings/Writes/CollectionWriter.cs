@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Authorization;
 using Tidings.Access;
 using Tidings.Collections;
 using Tidings.Observability;
@@ -51,7 +52,8 @@ public sealed record TransactionOutcome(bool Committed, IReadOnlyList<WriteOutco
 /// few times, then 409), or answered 412 when the caller named the version it expected: never overwritten silently.
 /// Several writes in one transaction commit together or not at all.
 /// </remarks>
-public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, CollectionRegistry registry)
+/// <param name="authorization">Evaluates access rules that defer to the app's authorization policies (may do I/O: awaited before the transaction).</param>
+public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, CollectionRegistry registry, IAuthorizationService? authorization = null)
 {
     /// <summary>How often a write is planned again when its record keeps changing under it, before it answers Conflict.</summary>
     private const int Attempts = 5;
@@ -65,7 +67,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
         var outcome = await SingleAsync(target, WriteRequest.Create(target.Path, body, placement), context, cancellationToken);
 
         // The repeat of an optimistic create; the caller may see it only if it may read it.
-        return outcome.Status == WriteStatus.AlreadyExists && !context.Trusted && !CanRead(target, context, Parse(outcome.Record!))
+        return outcome.Status == WriteStatus.AlreadyExists && !context.Trusted && !await CanReadAsync(target, context, Parse(outcome.Record!))
             ? new WriteOutcome(WriteStatus.Forbidden)
             : outcome;
     }
@@ -213,7 +215,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
                         return new Refusal(problem);
                     }
 
-                    return PlanCreate(target, create.Body, target.Collection.IsSorted ? create.Placement ?? Placement.End : null, context);
+                    return await PlanCreateAsync(target, create.Body, target.Collection.IsSorted ? create.Placement ?? Placement.End : null, context);
                 }
             case WriteRequest.UpdateRequest update:
                 {
@@ -224,13 +226,13 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
                     }
 
                     var current = await store.ReadAsync(r => r.Get(target.Path, update.Id), cancellationToken);
-                    return PlanUpdate(target, update, current, context);
+                    return await PlanUpdateAsync(target, update, current, context);
                 }
 
             case WriteRequest.DeleteRequest delete:
                 {
                     var current = await store.ReadAsync(r => r.Get(target.Path, delete.Id), cancellationToken);
-                    return PlanDelete(target, delete, current, context);
+                    return await PlanDeleteAsync(target, delete, current, context);
                 }
 
             default:
@@ -238,7 +240,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
         }
     }
 
-    private Plan PlanCreate(CollectionTarget target, JsonObject body, Placement? placement, WriteContext context)
+    private async Task<Plan> PlanCreateAsync(CollectionTarget target, JsonObject body, Placement? placement, WriteContext context)
     {
         string id;
         if (body["id"] is { } suppliedId)
@@ -258,7 +260,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
 
         var errors = new Dictionary<string, List<string>>();
         var fields = RecordRules.Apply(target.Collection, body, null, RecordRules.Mode.Create, new StampContext(context.User, target.RouteValues, null), errors);
-        if (!context.Trusted && !target.Collection.Access.Create.Allows(new AccessContext(context.User, target.RouteValues, WithId(id, fields))))
+        if (!context.Trusted && !await AllowsAsync(target.Collection.Access.Create, target, context, TidingsOperations.Create, WithId(id, fields)))
         {
             return new Refusal(new WriteOutcome(WriteStatus.Forbidden));
         }
@@ -272,7 +274,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
         return new Put(target.Path, id, null, Compose(id, 1, fields, now, now), ChangeMethods.Post, placement);
     }
 
-    private Plan PlanUpdate(CollectionTarget target, WriteRequest.UpdateRequest update, StoredRecord? current, WriteContext context)
+    private async Task<Plan> PlanUpdateAsync(CollectionTarget target, WriteRequest.UpdateRequest update, StoredRecord? current, WriteContext context)
     {
         if (current is null)
         {
@@ -281,7 +283,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
 
         var existing = Parse(current);
         var access = target.Collection.Access;
-        if (!context.Trusted && !CanRead(target, context, existing))
+        if (!context.Trusted && !await CanReadAsync(target, context, existing))
         {
             return new Refusal(new WriteOutcome(WriteStatus.NotFound)); // what one may not read, one cannot find
         }
@@ -294,7 +296,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
         var errors = new Dictionary<string, List<string>>();
         var fields = RecordRules.Apply(target.Collection, update.Body, existing, update.Patch ? RecordRules.Mode.Patch : RecordRules.Mode.Replace,
             new StampContext(context.User, target.RouteValues, existing), errors);
-        if (!context.Trusted && !access.Update.Allows(new AccessContext(context.User, target.RouteValues, WithId(update.Id, fields), existing)))
+        if (!context.Trusted && !await AllowsAsync(access.Update, target, context, TidingsOperations.Update, WithId(update.Id, fields), existing))
         {
             return new Refusal(new WriteOutcome(WriteStatus.Forbidden));
         }
@@ -309,7 +311,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
             Compose(update.Id, current.Version + 1, fields, createdAt, time.GetUtcNow(), current.Position), ChangeMethods.Put);
     }
 
-    private static Plan PlanDelete(CollectionTarget target, WriteRequest.DeleteRequest delete, StoredRecord? current, WriteContext context)
+    private async Task<Plan> PlanDeleteAsync(CollectionTarget target, WriteRequest.DeleteRequest delete, StoredRecord? current, WriteContext context)
     {
         if (current is null)
         {
@@ -317,7 +319,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
         }
 
         var existing = Parse(current);
-        if (!context.Trusted && !CanRead(target, context, existing))
+        if (!context.Trusted && !await CanReadAsync(target, context, existing))
         {
             return new Refusal(new WriteOutcome(WriteStatus.NotFound));
         }
@@ -327,7 +329,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
             return new Refusal(new WriteOutcome(WriteStatus.VersionMismatch, current));
         }
 
-        return !context.Trusted && !target.Collection.Access.Delete.Allows(new AccessContext(context.User, target.RouteValues, null, existing))
+        return !context.Trusted && !await AllowsAsync(target.Collection.Access.Delete, target, context, TidingsOperations.Delete, null, existing)
             ? new Refusal(new WriteOutcome(WriteStatus.Forbidden))
             : new Removal(target.Path, current);
     }
@@ -411,7 +413,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
             }
 
             var existing = Parse(current);
-            if (!CanRead(target, context, existing))
+            if (!await CanReadAsync(target, context, existing))
             {
                 return new WriteOutcome(WriteStatus.NotFound);
             }
@@ -421,7 +423,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
                 return new WriteOutcome(WriteStatus.VersionMismatch, current);
             }
 
-            if (!target.Collection.Access.Update.Allows(new AccessContext(context.User, target.RouteValues, existing, existing)))
+            if (!await AllowsAsync(target.Collection.Access.Update, target, context, TidingsOperations.Update, existing, existing))
             {
                 return new WriteOutcome(WriteStatus.Forbidden);
             }
@@ -472,7 +474,7 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
     private async Task<WriteOutcome?> AnchorProblemAsync(CollectionTarget target, string anchor, WriteContext context, CancellationToken cancellationToken)
     {
         var record = await store.ReadAsync(r => r.Get(target.Path, anchor), cancellationToken);
-        return record is not null && CanRead(target, context, Parse(record)) ? null : AnchorGone();
+        return record is not null && await CanReadAsync(target, context, Parse(record)) ? null : AnchorGone();
     }
 
     private static WriteOutcome AnchorGone() =>
@@ -535,8 +537,14 @@ public sealed class CollectionWriter(ITidingsStore store, TimeProvider time, Col
         return new TransactionOutcome(false, outcomes);
     }
 
-    private static bool CanRead(CollectionTarget target, WriteContext context, JsonObject record) =>
-        target.Collection.Access.CanRead(new AccessContext(context.User, target.RouteValues, record));
+    private ValueTask<bool> CanReadAsync(CollectionTarget target, WriteContext context, JsonObject record) =>
+        target.Collection.Access.CanReadAsync(new AccessContext(context.User, target.RouteValues, record) { Path = target.Path, Operation = TidingsOperations.Read },
+            authorization);
+
+    /// <summary>A write rule, its policies (if any) awaited here, before the transaction: the store's writer never waits on one.</summary>
+    private ValueTask<bool> AllowsAsync(AccessRule rule, CollectionTarget target, WriteContext context, string operation, JsonObject? record,
+        JsonObject? existing = null) =>
+        rule.AllowsAsync(new AccessContext(context.User, target.RouteValues, record, existing) { Path = target.Path, Operation = operation }, authorization);
 
     private static JsonObject Parse(StoredRecord record) => JsonNode.Parse(record.Json)!.AsObject();
 
