@@ -13,6 +13,9 @@ public enum SessionCloseReason
 
     /// <summary>The client handshook again on the socket that carried this session, and so left it.</summary>
     Abandoned,
+
+    /// <summary>Server code ended it (an operator's disconnect on the admin page); the client is told to handshake again.</summary>
+    Evicted,
 }
 
 /// <summary>

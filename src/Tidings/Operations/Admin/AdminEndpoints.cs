@@ -101,8 +101,9 @@ public static class AdminEndpointRouteBuilderExtensions
             return;
         }
 
-        // Its held connect is answered with "handshake again"; any later request with its id gets 401 unknown client.
-        bayeux.CloseSession(session, SessionCloseReason.Disconnected);
+        // Evicted, not Disconnected (which tells a client to stop): its held connect is answered with "handshake again",
+        // and any later request with its id gets 401 unknown client, so a stock client comes back as a new session.
+        bayeux.CloseSession(session, SessionCloseReason.Evicted);
         context.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 

@@ -59,6 +59,9 @@ internal sealed partial class AdminSampler : IDisposable
     // Summed by the meter listener between two samples, taken (and zeroed) by each sample.
     private long _published;
     private long _delivered;
+    private long _closed;
+    private long _ownPublished; // the sampler's own publishes and their deliveries, left out of the rates
+    private long _ownDelivered;
     private long _commits;
     private long _commitWrites;
     private long _commitMicroseconds;
@@ -167,6 +170,9 @@ internal sealed partial class AdminSampler : IDisposable
             _history.Clear(); // the next watcher's charts must not join two distant stretches as if adjacent
             Interlocked.Exchange(ref _published, 0);
             Interlocked.Exchange(ref _delivered, 0);
+            Interlocked.Exchange(ref _closed, 0);
+            Interlocked.Exchange(ref _ownPublished, 0);
+            Interlocked.Exchange(ref _ownDelivered, 0);
             Interlocked.Exchange(ref _commits, 0);
             Interlocked.Exchange(ref _commitWrites, 0);
             Interlocked.Exchange(ref _commitMicroseconds, 0);
@@ -202,6 +208,9 @@ internal sealed partial class AdminSampler : IDisposable
                 case "tidings.bayeux.messages.delivered":
                     Interlocked.Add(ref sampler._delivered, value);
                     break;
+                case "tidings.bayeux.sessions.closed":
+                    Interlocked.Add(ref sampler._closed, value);
+                    break;
             }
         });
         listener.SetMeasurementEventCallback<double>(static (instrument, value, _, state) =>
@@ -233,9 +242,12 @@ internal sealed partial class AdminSampler : IDisposable
             var commits = Interlocked.Exchange(ref _commits, 0);
             var writes = Interlocked.Exchange(ref _commitWrites, 0);
             var micros = Interlocked.Exchange(ref _commitMicroseconds, 0);
+            var published = Interlocked.Exchange(ref _published, 0) - Interlocked.Exchange(ref _ownPublished, 0);
+            var delivered = Interlocked.Exchange(ref _delivered, 0) - Interlocked.Exchange(ref _ownDelivered, 0);
             var rates = new Rates(
-                Interlocked.Exchange(ref _published, 0) / seconds,
-                Interlocked.Exchange(ref _delivered, 0) / seconds,
+                Math.Max(0, published) / seconds,
+                Math.Max(0, delivered) / seconds,
+                Interlocked.Exchange(ref _closed, 0),
                 Volatile.Read(ref _commitsMeasured) ? commits / seconds : null,
                 commits > 0 ? micros / 1000.0 / commits : null,
                 commits > 0 ? (double)writes / commits : null);
@@ -263,7 +275,9 @@ internal sealed partial class AdminSampler : IDisposable
             if (!_watchers.IsEmpty)
             {
                 var data = JsonSerializer.SerializeToUtf8Bytes(new AdminStatsEvent("SAMPLE", Sample: sample), AdminJson.Default.AdminStatsEvent);
-                _bayeux.Publish(Delivery.CreateRaw(Channel, data).WithFilter(_filter));
+                var reached = _bayeux.Publish(Delivery.CreateRaw(Channel, data).WithFilter(_filter));
+                Interlocked.Increment(ref _ownPublished);
+                Interlocked.Add(ref _ownDelivered, reached);
             }
 
             StopIfUnwatched();
@@ -326,7 +340,7 @@ internal sealed partial class AdminSampler : IDisposable
         var store = new StoreFigures(rates?.Commits, rates?.CommitMilliseconds, rates?.WritesPerCommit,
             backlog?.QueuedWrites, backlog?.WriteCapacity, backlog?.QueuedChangeBatches, backlog?.ChangeBufferCapacity,
             health?.TailLag?.TotalMilliseconds);
-        return new AdminStats(_node, _time.GetUtcNow(), new SessionFigures(total, sockets, total - sockets), subscriptions,
+        return new AdminStats(_node, _time.GetUtcNow(), new SessionFigures(total, sockets, total - sockets, rates?.Closed), subscriptions,
             _bayeux.SubscribedChannelCount, rates?.Published, rates?.Delivered, queued, store, storeFigures.Logs, storeFigures.Jobs);
     }
 
@@ -341,7 +355,7 @@ internal sealed partial class AdminSampler : IDisposable
         }
     }
 
-    private sealed record Rates(double Published, double Delivered, double? Commits, double? CommitMilliseconds, double? WritesPerCommit);
+    private sealed record Rates(double Published, double Delivered, long Closed, double? Commits, double? CommitMilliseconds, double? WritesPerCommit);
 
     /// <summary>Samples reach only the sessions that subscribed through the admin check, never a wildcard subscriber.</summary>
     private sealed class WatchersOnly(ConcurrentDictionary<string, byte> watchers) : IDeliveryFilter

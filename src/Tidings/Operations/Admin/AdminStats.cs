@@ -23,7 +23,8 @@ internal sealed record AdminStats(
 
 /// <param name="WebSocket">Sessions a WebSocket carries now.</param>
 /// <param name="LongPolling">The others: long-polling, or between two connects.</param>
-internal sealed record SessionFigures(int Total, int WebSocket, int LongPolling);
+/// <param name="Closed">Sessions that ended during the last interval (null before a full interval was sampled).</param>
+internal sealed record SessionFigures(int Total, int WebSocket, int LongPolling, long? Closed);
 
 /// <param name="CommitsPerSecond">Grouped commits (null where the store does not measure them, e.g. PostgreSQL).</param>
 /// <param name="CommitMilliseconds">Mean time of a commit over the interval, fsync included.</param>

@@ -6,7 +6,7 @@ const KEEP = 300; // samples charted: five minutes at one a second
 
 const $ = (id) => document.getElementById(id);
 const series = { sessions: [], subscriptions: [], publishes: [], deliveries: [], queued: [], commit: [] };
-let lastSessionTotal = null;
+let lastSessionFigures = null;
 
 // --- A minimal Bayeux client over one WebSocket: handshake, subscribe, connect after connect (the server holds each
 // connect and pushes deliveries meanwhile). Reconnects after the socket closes.
@@ -116,9 +116,11 @@ function show(s) {
   rows($('logs'), s.changeLogs, (l) => [l.path, number(l.seq), number(l.oldestSeq), number(l.entries)]);
   rows($('jobs'), s.jobs, (j) => [j.queue, j.queued, j.running, j.failed, j.dead, j.succeeded, j.cancelled].map((v) => String(v)));
 
-  // The inspector follows the session count: it reloads when the count changes, never on a timer.
-  if (lastSessionTotal !== s.sessions.total) {
-    lastSessionTotal = s.sessions.total;
+  // The inspector follows the figures: it reloads when sessions or subscriptions change or a session ended (one may have
+  // taken its place), never on a timer.
+  const figures = `${s.sessions.total}/${s.sessions.webSocket}/${s.subscriptions}`;
+  if (lastSessionFigures !== figures || s.sessions.closed > 0) {
+    lastSessionFigures = figures;
     loadSessions();
   }
 }
@@ -153,10 +155,14 @@ function draw() {
 }
 
 // --- Session inspector.
+let listing = 0; // the latest listing asked for: an older answer arriving late must not replace a newer one
+
 async function loadSessions() {
+  const mine = ++listing;
   const response = await fetch('/tidings/admin/sessions', { credentials: 'same-origin' });
-  if (!response.ok) return;
+  if (!response.ok || mine !== listing) return;
   const list = await response.json();
+  if (mine !== listing) return;
   $('session-count').textContent = list.count > list.sessions.length ? `(${list.sessions.length} of ${list.count})` : `(${list.count})`;
   const body = $('inspector').tBodies[0];
   body.replaceChildren(...list.sessions.map((s) => {
