@@ -13,14 +13,15 @@ namespace Tidings.Tests.Operations;
 /// </summary>
 public sealed class AdminTests
 {
-    private static Task<TidingsApp> StartAsync() =>
+    private static Task<TidingsApp> StartAsync(string? postgres = null) =>
         TidingsApp.StartAsync(new Dictionary<string, string?> { ["Tidings:Admins"] = "root" },
             declare: SecuredApp.Declare,
             map: app =>
             {
                 SecuredApp.MapSignIn(app);
                 app.MapTidingsAdmin();
-            });
+            },
+            postgres: postgres);
 
     private static Task<HttpResponseMessage> CallAsync(TidingsApp app, string? user, string method, string path)
     {
@@ -93,6 +94,26 @@ public sealed class AdminTests
         Assert.Equal("long-polling", session["transport"]!.GetValue<string>());
         Assert.Equal("127.0.0.1", session["address"]!.GetValue<string>());
         Assert.Equal([SecuredApp.Flow], session["subscriptions"]!.AsArray().Select(s => s!.GetValue<string>()));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Stats_show_each_channels_change_log(bool postgres)
+    {
+        await using var app = await StartAsync(postgres ? await PostgresServer.Instance.CreateDatabaseAsync() : null);
+        using var ada = app.ClientFor("ada");
+        for (var i = 0; i < 2; i++)
+        {
+            using var created = await ada.PostAsync(SecuredApp.Flow, TidingsApp.Json($$"""{"content": "m{{i}}"}"""));
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+
+        using var root = app.ClientFor("root");
+        var log = (await StatsAsync(root))["changeLogs"]!.AsArray().Single(l => l!["path"]!.GetValue<string>() == SecuredApp.Flow)!;
+        Assert.Equal(2, log["seq"]!.GetValue<long>());
+        Assert.Equal(1, log["oldestSeq"]!.GetValue<long>());
+        Assert.Equal(2, log["entries"]!.GetValue<long>());
     }
 
     [Fact]
