@@ -20,7 +20,7 @@ public static class AdminEndpointRouteBuilderExtensions
 
     /// <summary>
     /// Maps the admin page at <c>/tidings/admin</c>: live figures over the app's own Bayeux (charts of the last minutes),
-    /// a session inspector that can disconnect a session, and the same figures as JSON. Call after <c>MapTidings()</c>.
+    /// a session inspector that can disconnect a session, and the same figures as JSON. Call beside <c>MapTidings()</c>.
     /// </summary>
     public static void MapTidingsAdmin(this IEndpointRouteBuilder endpoints)
     {
