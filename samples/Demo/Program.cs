@@ -9,6 +9,7 @@ using Tidings.Http;
 using Tidings.Observability;
 using Scalar.AspNetCore;
 using Tidings.Operations;
+using Tidings.Operations.Admin;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -178,6 +179,7 @@ app.MapTidings();
 app.MapTidingsHealthChecks("/healthz");
 app.MapOpenApi();
 app.MapTidingsTransfer();
+app.MapTidingsAdmin(); // /tidings/admin: live figures and a session inspector, for the names in --Tidings:Admins
 app.MapScalarApiReference(scalar => scalar.WithTitle("Tidings demo API").DisableDefaultFonts());
 
 // A service channel: what a client publishes to /service/echo comes back in the publish reply only

@@ -148,6 +148,37 @@ internal sealed class PostgresAccess(NpgsqlConnection connection, NpgsqlTransact
         return page;
     }
 
+    public IReadOnlyList<ChannelLog> ChannelLogs(int max)
+    {
+        // min(seq) per channel is a seek on the (path, seq) key, so this costs one step per channel listed.
+        using var command = Command("""
+            SELECT path, seq, (SELECT min(seq) FROM tidings_changes c WHERE c.path = h.path) FROM tidings_channels h
+            ORDER BY seq DESC LIMIT $1;
+            """, max);
+        using var reader = command.ExecuteReader();
+        var logs = new List<ChannelLog>();
+        while (reader.Read())
+        {
+            var seq = reader.GetInt64(1);
+            logs.Add(new ChannelLog(reader.GetString(0), seq, reader.IsDBNull(2) ? seq + 1 : reader.GetInt64(2)));
+        }
+
+        return logs;
+    }
+
+    public IReadOnlyList<JobStateCount> JobCounts()
+    {
+        using var command = Command("SELECT queue, state, count(*) FROM tidings_jobs GROUP BY queue, state ORDER BY queue, state;");
+        using var reader = command.ExecuteReader();
+        var counts = new List<JobStateCount>();
+        while (reader.Read())
+        {
+            counts.Add(new JobStateCount(reader.GetString(0), reader.GetString(1), reader.GetInt64(2)));
+        }
+
+        return counts;
+    }
+
     public bool IsEmpty()
     {
         using var command = Command("SELECT NOT EXISTS (SELECT 1 FROM tidings_records) AND NOT EXISTS (SELECT 1 FROM tidings_channels);");

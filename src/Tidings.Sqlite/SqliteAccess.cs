@@ -160,6 +160,38 @@ public sealed partial class SqliteStore
             return page;
         }
 
+        public IReadOnlyList<ChannelLog> ChannelLogs(int max)
+        {
+            // MIN(seq) per channel is a seek on the (path, seq) key, so this costs one step per channel listed.
+            var command = Command("""
+                SELECT path, seq, (SELECT MIN(seq) FROM changes WHERE changes.path = channels.path) FROM channels
+                ORDER BY seq DESC LIMIT $max;
+                """);
+            command.Parameters.AddWithValue("$max", max);
+            using var reader = command.ExecuteReader();
+            var logs = new List<ChannelLog>();
+            while (reader.Read())
+            {
+                var seq = reader.GetInt64(1);
+                logs.Add(new ChannelLog(reader.GetString(0), seq, reader.IsDBNull(2) ? seq + 1 : reader.GetInt64(2)));
+            }
+
+            return logs;
+        }
+
+        public IReadOnlyList<JobStateCount> JobCounts()
+        {
+            var command = Command("SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state ORDER BY queue, state;");
+            using var reader = command.ExecuteReader();
+            var counts = new List<JobStateCount>();
+            while (reader.Read())
+            {
+                counts.Add(new JobStateCount(reader.GetString(0), reader.GetString(1), reader.GetInt64(2)));
+            }
+
+            return counts;
+        }
+
         public bool IsEmpty()
         {
             using var command = Command("SELECT NOT EXISTS (SELECT 1 FROM records) AND NOT EXISTS (SELECT 1 FROM channels);");

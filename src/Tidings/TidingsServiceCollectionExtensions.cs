@@ -62,6 +62,7 @@ public static class TidingsServiceCollectionExtensions
         services.TryAddSingleton<Tidings.Presence.PresenceTracker>();
         services.TryAddSingleton<Tidings.Presence.PresenceChannels>();
         services.TryAddSingleton<OriginPolicy>();
+        services.TryAddSingleton<Tidings.Operations.Admin.AdminSampler>(); // idle until someone watches (MapTidingsAdmin)
         services.AddHostedService<TidingsStartup>();
         services.AddHostedService<JobRunner>(); // after the store is open
         bayeux.AddExtension<BayeuxHandshakeLimitExtension>();

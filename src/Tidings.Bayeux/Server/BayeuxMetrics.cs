@@ -46,6 +46,7 @@ internal sealed class BayeuxMetrics : IDisposable
         SessionCloseReason.QueueOverflow => "queue_overflow",
         SessionCloseReason.ServerShutdown => "server_shutdown",
         SessionCloseReason.Abandoned => "abandoned",
+        SessionCloseReason.Evicted => "evicted",
         _ => "other",
     };
 

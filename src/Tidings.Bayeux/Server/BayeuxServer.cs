@@ -46,6 +46,15 @@ public sealed partial class BayeuxServer : IDisposable
 
     public int SessionCount => _sessions.Count;
 
+    /// <summary>The live sessions, for operators' views (a moving snapshot: sessions may come and go while it is read).</summary>
+    public IEnumerable<BayeuxSession> Sessions => _sessions.Values;
+
+    /// <summary>Open Bayeux WebSockets.</summary>
+    public int WebSocketCount => _sockets.Count;
+
+    /// <summary>Distinct channels and patterns with at least one subscriber on this node.</summary>
+    public int SubscribedChannelCount => _index.PatternCount;
+
     public bool TryGetSession(string clientId, out BayeuxSession session) => _sessions.TryGetValue(clientId, out session!);
 
     /// <summary>

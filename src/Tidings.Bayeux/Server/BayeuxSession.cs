@@ -13,6 +13,9 @@ public enum SessionCloseReason
 
     /// <summary>The client handshook again on the socket that carried this session, and so left it.</summary>
     Abandoned,
+
+    /// <summary>Server code ended it (an operator's disconnect on the admin page); the client is told to handshake again.</summary>
+    Evicted,
 }
 
 /// <summary>
@@ -52,6 +55,7 @@ public sealed class BayeuxSession : Subscriber
         User = user;
         _acks = ackEnabled ? new AckBatches() : null;
         _lastActivity = now;
+        StartedAt = now;
         Address = address ?? System.Net.IPAddress.None;
         _boundToRequestUser = boundToRequestUser;
     }
@@ -81,6 +85,15 @@ public sealed class BayeuxSession : Subscriber
         a.Identity?.IsAuthenticated == true && b.Identity?.IsAuthenticated == true
         && string.Equals(a.Identity.Name, b.Identity.Name, StringComparison.Ordinal)
         && string.Equals(a.FindFirst(ClaimTypes.NameIdentifier)?.Value, b.FindFirst(ClaimTypes.NameIdentifier)?.Value, StringComparison.Ordinal);
+
+    /// <summary>The client address that handshook, for operators' views.</summary>
+    public System.Net.IPAddress RemoteAddress => Address;
+
+    /// <summary>When the session handshook (a <see cref="TimeProvider.GetTimestamp"/> of the server's clock).</summary>
+    public long StartedAt { get; }
+
+    /// <summary>Whether a WebSocket carries the session now (otherwise it long-polls, or is between connects).</summary>
+    public bool HasSocket => Volatile.Read(ref _socket) is not null;
 
     /// <summary>The unguessable client id.</summary>
     public string Id { get; }
@@ -126,7 +139,7 @@ public sealed class BayeuxSession : Subscriber
 
     internal override BayeuxSession Recipient => this;
 
-    internal int SubscriptionCount
+    public int SubscriptionCount
     {
         get
         {

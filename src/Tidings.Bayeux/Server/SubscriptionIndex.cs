@@ -29,6 +29,9 @@ internal sealed class SubscriptionIndex
     [ThreadStatic]
     private static int t_depth;
 
+    /// <summary>Channels and patterns with a subscriber (a count over the table: for operators, not for the publish path).</summary>
+    public int PatternCount => _sets.Count;
+
     public void Add(string pattern, Subscriber subscriber)
     {
         while (true)

@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -105,25 +104,5 @@ public static class TransferEndpointRouteBuilderExtensions
     }
 
     /// <summary>401 signed out, 403 not an admin (problem+json); true for an admin.</summary>
-    private static async Task<bool> AdminAsync(HttpContext context)
-    {
-        if (context.User.Identity?.IsAuthenticated != true)
-        {
-            await Problems.Refused(context);
-            return false;
-        }
-
-        var policy = context.RequestServices.GetService<IAuthorizationPolicyProvider>() is { } policies
-            ? await policies.GetPolicyAsync(TidingsOptions.AdminPolicy)
-            : null;
-        var allowed = policy is not null
-            ? (await context.RequestServices.GetRequiredService<IAuthorizationService>().AuthorizeAsync(context.User, context, policy)).Succeeded
-            : context.RequestServices.GetRequiredService<TidingsOptions>().IsAdmin(context.User.Identity.Name);
-        if (!allowed)
-        {
-            await Problems.Write(context, StatusCodes.Status403Forbidden, "Forbidden", "Only admins may do this (Tidings:Admins).");
-        }
-
-        return allowed;
-    }
+    private static Task<bool> AdminAsync(HttpContext context) => Admin.AdminAccess.RequireAsync(context);
 }

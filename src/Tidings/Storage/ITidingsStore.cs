@@ -93,7 +93,26 @@ public interface IStoreReader
 
     /// <summary>True when nothing was ever written: no record and no channel (so no sequence number) — where an import may go.</summary>
     bool IsEmpty() => throw new NotSupportedException("This store cannot tell whether it is empty.");
+
+    /// <summary>
+    /// Up to <paramref name="max"/> channels' logs, most written first: for the admin page, read once every few seconds
+    /// while someone watches. Empty where the store cannot tell.
+    /// </summary>
+    IReadOnlyList<ChannelLog> ChannelLogs(int max) => [];
+
+    /// <summary>How many jobs each queue holds in each state (for the admin page). Empty where the store cannot tell.</summary>
+    IReadOnlyList<JobStateCount> JobCounts() => [];
 }
+
+/// <summary>A channel's change log: its last <c>seq</c> and the oldest one still logged (<c>Seq + 1</c> when none is).</summary>
+public sealed record ChannelLog(string Path, long Seq, long OldestSeq)
+{
+    /// <summary>Entries logged: the log is trimmed from its oldest end only, so it holds every seq from the oldest on.</summary>
+    public long Entries => Math.Max(0, Seq - OldestSeq + 1);
+}
+
+/// <summary>The number of jobs of a queue in one state (<c>queued</c>, <c>running</c>, <c>failed</c>, <c>dead</c>, ...).</summary>
+public sealed record JobStateCount(string Queue, string State, long Count);
 
 /// <summary>A record as exported: its path, its place in the store's creation order, and the record itself.</summary>
 public sealed record ExportedRecord(long Order, string Path, StoredRecord Record);
