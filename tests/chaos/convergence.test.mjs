@@ -72,6 +72,13 @@ class Replica {
     this.busy = false;
     this.client = new faye.Client(url, { timeout: 30, retry: 0.5 });
     if (transport === 'long-polling') this.client.disable('websocket');
+    // As the Tidings clients do: when the transport comes back, ask what was missed (events written to a connection
+    // that was then cut never arrive, and nothing later may come to show the gap).
+    this.wantCatchUp = false;
+    this.client.bind('transport:up', () => {
+      this.wantCatchUp = true;
+      this.process().catch(() => { this.busy = false; });
+    });
     this.client.addExtension({
       outgoing: (message, callback) => {
         if (message.channel === '/meta/subscribe' && message.subscription === '/api/todos') {
@@ -119,7 +126,24 @@ class Replica {
   async process() {
     if (this.busy) return;
     this.busy = true;
-    while (this.queue.length > 0 && this.seq !== null) {
+    while ((this.queue.length > 0 || this.wantCatchUp) && this.seq !== null) {
+      if (this.wantCatchUp && this.queue.length === 0) {
+        this.wantCatchUp = false;
+        const response = await rest(this.server, 'GET', `/api/todos?since=${this.seq}&epoch=${this.epoch}`).catch(() => null);
+        if (response?.status !== 200) {
+          this.wantCatchUp = true;
+          await delay(200); // the server is restarting
+          continue;
+        }
+        for (const change of response.json.changes) {
+          if (change.seq === this.seq + 1) {
+            this.apply(change);
+            this.filled++;
+            this.filledSeqs.add(change.seq);
+          }
+        }
+        continue;
+      }
       this.queue.sort((a, b) => a.seq - b.seq);
       const next = this.queue[0];
       if (next.seq <= this.seq) {
